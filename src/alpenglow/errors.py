@@ -1,0 +1,106 @@
+"""The error hierarchy. Every message is written for the user who will read it.
+
+::
+
+    AlpenglowError
+    ├── InvalidVersion          (also a ValueError)
+    ├── InvalidDependency       (also a ValueError)
+    ├── FormatError             bad bytes in a file we were asked to read
+    │   ├── ArchiveError        gzip/tar framing, sizes, hostile paths
+    │   ├── IndexFormatError    APKINDEX text
+    │   └── PackageError        .apk content, checksums
+    ├── SignatureError          unknown key, bad or missing signature
+    ├── DatabaseError           the installed database of a root
+    └── Unsatisfiable           the solver found no answer
+
+The library raises these; only the CLI turns them into one line and an exit status.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlpenglowError",
+    "ArchiveError",
+    "DatabaseError",
+    "FormatError",
+    "IndexFormatError",
+    "InvalidDependency",
+    "InvalidVersion",
+    "PackageError",
+    "SignatureError",
+    "UsageError",
+    "caret_line",
+]
+
+
+class AlpenglowError(Exception):
+    """Base of every error alpenglow raises on purpose.
+
+    ``message`` is one line for the user; ``hint`` an optional second line saying what to do.
+    """
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(AlpenglowError):
+    """The command line itself is wrong (exit status 2)."""
+
+
+def caret_line(text: str, start: int, end: int | None = None) -> str:
+    """Return ``text`` and, under it, ``~~^`` marking ``text[start:end]``.
+
+    >>> print(caret_line("foo>=x", 5))
+    foo>=x
+         ^
+    """
+    end = start + 1 if end is None or end <= start else end
+    marks = "~" * (end - start - 1) + "^"
+    return f"{text}\n{' ' * start}{marks}"
+
+
+class InvalidVersion(AlpenglowError, ValueError):
+    """A string that is not an apk version."""
+
+
+class InvalidDependency(AlpenglowError, ValueError):
+    """A string that is not an apk dependency atom.
+
+    ``text`` is the whole input and ``position`` the offset of the bad spot, so that
+    ``str(err)`` can show the input with a caret under it.
+    """
+
+    def __init__(self, reason: str, text: str, position: int) -> None:
+        self.reason = reason
+        self.text = text
+        self.position = position
+        super().__init__(f"{reason}\n{caret_line(text, position)}")
+
+
+class FormatError(AlpenglowError):
+    """A file's bytes are not what its format requires."""
+
+
+class ArchiveError(FormatError):
+    """gzip or tar framing is broken, too large, or names a hostile path."""
+
+
+class IndexFormatError(FormatError):
+    """An APKINDEX text is malformed."""
+
+
+class PackageError(FormatError):
+    """A .apk package is malformed or its content fails a checksum."""
+
+
+class SignatureError(AlpenglowError):
+    """A signature is missing, made by an unknown key, of an unknown kind, or wrong."""
+
+
+class DatabaseError(AlpenglowError):
+    """The installed database of a root is missing or corrupt."""
