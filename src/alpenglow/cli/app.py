@@ -1,0 +1,86 @@
+"""The click application behind the ``alpenglow`` console script.
+
+Every command is a thin wrapper over the library. ``alpenglow apk ...`` never gets here:
+:mod:`alpenglow.cli.main` hands it straight to :mod:`alpenglow.cli.apk`, which parses
+apk-tools' own option syntax (and so that apk start-up does not pay for importing click).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import click
+
+from alpenglow import __version__
+from alpenglow.errors import AlpenglowError, UsageError
+
+__all__ = ["cli", "main"]
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="alpenglow")
+def cli() -> None:
+    """Alpine packages and OCI images, without a daemon."""
+
+
+@cli.command(
+    "apk",
+    context_settings={
+        "ignore_unknown_options": True,
+        "allow_extra_args": True,
+        "help_option_names": [],
+    },
+    add_help_option=False,
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def apk_command(args: tuple[str, ...]) -> None:
+    """apk-tools compatible package manager (run `alpenglow apk --help`)."""
+    from alpenglow.cli.apk import run
+
+    sys.exit(run(list(args)))
+
+
+# Commands that live in their own modules: (module under alpenglow.cli, click command name).
+_COMMANDS: list[tuple[str, str]] = []
+
+
+def _register() -> None:
+    """Attach the commands that live in their own modules."""
+    import importlib
+
+    for module_name, attr in _COMMANDS:
+        module = importlib.import_module(f"alpenglow.cli.{module_name}")
+        command = getattr(module, attr)
+        if command.name not in cli.commands:
+            cli.add_command(command)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the click application, turning library errors into one line and an exit status."""
+    _register()
+    try:
+        cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except UsageError as exc:
+        click.echo(f"ERROR: {exc}", err=True)
+        sys.exit(2)
+    except AlpenglowError as exc:
+        click.echo(f"ERROR: {exc}", err=True)
+        if exc.hint:
+            click.echo(f"hint: {exc.hint}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(0)
