@@ -1,0 +1,543 @@
+"""The package universe of one apk run, in apk's order: the solver's :class:`Provider`.
+
+apk keeps every package it reads (installed database, cached ``installed`` index,
+repositories) in one table keyed by identity, and every name in one hash table. The orders
+that come out of those tables decide ties in the solver, so :class:`Pool` reproduces them:
+
+* a name's providers are listed in the order their packages were first added;
+* a package that two sources list (installed and in a repository) is one candidate whose
+  repository mask has a bit per listing repository;
+* reverse-dependency lists follow apk's name hash table (murmur3 of the name, 20000
+  buckets, newest first within a bucket), which is the order apk builds them in.
+
+Building is done by the edge code (:mod:`alpenglow.cli.apk._session`) in apk's order:
+:meth:`Pool.note_world`, :meth:`Pool.add_installed`, :meth:`Pool.add_cached`,
+:meth:`Pool.add_repository` for each repository, then :meth:`Pool.finish`. Packages added
+after that (``add --virtual``) are appended like apk's late additions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from alpenglow.apk.solver import Candidate, identity_key
+from alpenglow.apk.version import CHECKSUM, is_valid
+
+if TYPE_CHECKING:
+    from alpenglow.apk.dependency import Dependency
+    from alpenglow.apk.index import Package
+
+__all__ = ["HASH_BUCKETS", "Compat", "Pool", "RepoInfo", "name_hash", "normalize_index_package"]
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+HASH_BUCKETS = 20000
+"""Bucket count of apk's name hash table (``apk_hash_init(&db->available.names, ..., 20000)``)."""
+
+
+def name_hash(name: str) -> int:
+    """apk's ``apk_blob_hash``: 32-bit murmur3 of the UTF-8 bytes with seed 5381."""
+    data = name.encode("utf-8", "surrogateescape")
+    length = len(data)
+    h = 5381
+    c1 = 0xCC9E2D51
+    c2 = 0x1B873593
+    mask = 0xFFFFFFFF
+    nblocks = length // 4
+    for i in range(nblocks):
+        k = int.from_bytes(data[4 * i : 4 * i + 4], "little")
+        k = (k * c1) & mask
+        k = ((k << 15) | (k >> 17)) & mask
+        k = (k * c2) & mask
+        h ^= k
+        h = ((h << 13) | (h >> 19)) & mask
+        h = (h * 5 + 0xE6546B64) & mask
+    tail = data[4 * nblocks :]
+    k = 0
+    if len(tail) == 3:
+        k ^= tail[2] << 16
+    if len(tail) >= 2:
+        k ^= tail[1] << 8
+    if tail:
+        k ^= tail[0]
+        k = (k * c1) & mask
+        k = ((k << 15) | (k >> 17)) & mask
+        k = (k * c2) & mask
+        h ^= k
+    h ^= length
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & mask
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & mask
+    h ^= h >> 16
+    return h
+
+
+@dataclass(frozen=True, slots=True)
+class RepoInfo:
+    """One configured repository, as the pool needs it."""
+
+    url: str
+    """The index URL as apk prints it."""
+    tag_mask: int = 1
+    """Bit ``i`` set: the repository carries tag id ``i`` (bit 0: untagged)."""
+    loaded: bool = False
+    """The index was read (its packages are in the pool)."""
+    available: bool = False
+    """Its packages may be installed (loaded, and not masked by ``--no-network``)."""
+    local: bool = False
+
+
+@dataclass
+class Compat:
+    """What apk warns about after reading indexes (``compat_*`` flags of the database)."""
+
+    newfeatures: bool = False
+    notinstallable: bool = False
+    depversions: bool = False
+
+    def warnings(self) -> list[str]:
+        """apk's warnings, in its order (messages without the ``WARNING:`` prefix)."""
+        how = "are not installable" if self.notinstallable else "might not function properly"
+        out = []
+        if self.newfeatures:
+            out.append(f"This apk-tools is OLD! Some packages {how}.")
+        if self.depversions:
+            out.append(f"The indexes contain broken packages which {how}.")
+        return out
+
+
+def _truncate_at_tag(deps: tuple[Dependency, ...]) -> tuple[tuple[Dependency, ...], bool]:
+    """Index dependencies may not carry ``@tag``: apk stops reading the list there."""
+    for i, d in enumerate(deps):
+        if d.tag is not None:
+            return deps[:i], True
+    return deps, False
+
+
+def _has_broken_version(deps: tuple[Dependency, ...]) -> bool:
+    return any(d.version is not None and d.op != CHECKSUM and not is_valid(d.version) for d in deps)
+
+
+def normalize_index_package(pkg: Package, compat: Compat) -> tuple[Package, bool]:
+    """Apply apk's reading rules that :func:`alpenglow.apk.index.parse_index` leaves to us.
+
+    Returns the package as apk would hold it and whether apk would find it uninstallable
+    (besides an incompatible arch). Updates ``compat`` like apk's database flags.
+    """
+    uninstallable = pkg.uninstallable
+    if pkg.extra:
+        compat.newfeatures = True
+        if any(letter.isupper() for letter, _ in pkg.extra):
+            compat.notinstallable = True
+    depends, bad_d = _truncate_at_tag(pkg.depends)
+    provides, bad_p = _truncate_at_tag(pkg.provides)
+    install_if, bad_i = _truncate_at_tag(pkg.install_if)
+    if bad_i:
+        install_if = ()
+    bad_list = pkg.uninstallable and not any(k.isupper() for k, _ in pkg.extra)
+    if bad_d or bad_list or _has_broken_version(pkg.depends):
+        uninstallable = True
+        compat.depversions = True
+        compat.notinstallable = True
+    if bad_p or bad_i or _has_broken_version(pkg.provides):
+        compat.depversions = True
+    if bad_d or bad_p or bad_i:
+        pkg = replace(pkg, depends=depends, provides=provides, install_if=install_if)
+    return pkg, uninstallable
+
+
+class _Entry:
+    """A package while the pool is being built (merged by identity)."""
+
+    __slots__ = (
+        "broken_files",
+        "broken_script",
+        "cached",
+        "cached_non_repository",
+        "cand",
+        "identity",
+        "installed",
+        "late",
+        "package",
+        "repos",
+        "repository_tag",
+        "uninstallable",
+    )
+
+    def __init__(self, package: Package, identity: bytes, uninstallable: bool) -> None:
+        self.package = package
+        self.identity = identity
+        self.uninstallable = uninstallable
+        self.repos = 0
+        self.installed = False
+        self.repository_tag = 0
+        self.cached = False
+        self.cached_non_repository = False
+        self.broken_files = False
+        self.broken_script = False
+        self.late = False
+        self.cand: Candidate | None = None
+
+
+class Pool:
+    """Packages and names of one run; implements :class:`alpenglow.apk.solver.Provider`."""
+
+    def __init__(self, arches: Sequence[str] = ("x86_64",)) -> None:
+        self.arches = tuple(arches)
+        self.compat = Compat()
+        self.repositories: list[RepoInfo] = []
+        self._tags: list[str] = [""]  # tag id -> name without "@"; 0 is untagged
+        self._tag_repos: list[int] = [0]
+        self._entries: list[_Entry] = []
+        self._by_identity: dict[bytes, _Entry] = {}
+        self._installed: list[_Entry] = []
+        self._sources: list[tuple[str, object]] = []  # for name creation order
+        self._late: list[_Entry] = []
+        self._finished = False
+        self._providers: dict[str, list[tuple[Candidate, str | None]]] = {}
+        self._revdeps: dict[str, list[Candidate]] | None = None
+        self._reviif: dict[str, list[Candidate]] | None = None
+        self._late_rdepends: dict[str, list[str]] = {}
+        self._late_rinstall_if: dict[str, list[str]] = {}
+        self._creation: dict[str, int] | None = None
+        self._installed_cands: tuple[Candidate, ...] = ()
+        self._available_repos = 0
+        self._local_repos = 0
+        self._repo_providers: set[str] = set()
+
+    # -- building --------------------------------------------------------------------------
+
+    def arch_compatible(self, arch: str) -> bool:
+        """apk_db_arch_compatible: no arch, one of ours, or ``noarch``."""
+        return not arch or arch in self.arches or arch == "noarch"
+
+    def tag_id(self, tag: str | None) -> int:
+        """The id of ``tag`` (with or without ``@``), registering it if new (apk does)."""
+        if not tag:
+            return 0
+        plain = tag[1:] if tag.startswith("@") else tag
+        try:
+            return self._tags.index(plain, 1)
+        except ValueError:
+            self._tags.append(plain)
+            self._tag_repos.append(0)
+            return len(self._tags) - 1
+
+    def tag_name(self, tag_id: int) -> str:
+        """``@tag`` for a tag id, ``""`` for the untagged id 0."""
+        if 0 < tag_id < len(self._tags):
+            return "@" + self._tags[tag_id]
+        return ""
+
+    @property
+    def num_tags(self) -> int:
+        return len(self._tags)
+
+    def note_world(self, world: Iterable[Dependency]) -> None:
+        """Record the world file's names (apk reads it first, which fixes name order)."""
+        self._sources.append(("world", tuple(world)))
+
+    def _add(self, pkg: Package, uninstallable: bool, *, cached: bool = False) -> _Entry | None:
+        ident = identity_key(pkg.checksum)
+        if not ident:
+            return None
+        entry = self._by_identity.get(ident)
+        if entry is None:
+            if not self.arch_compatible(pkg.arch):
+                uninstallable = True
+            entry = _Entry(pkg, ident, uninstallable)
+            entry.cached = cached
+            self._by_identity[ident] = entry
+            self._entries.append(entry)
+            if self._finished:
+                entry.late = True
+                self._late.append(entry)
+                self._register_late(entry)
+        return entry
+
+    def add_installed(
+        self,
+        packages: Iterable[Package],
+        *,
+        broken: Iterable[tuple[bool, bool]] | None = None,
+    ) -> list[str]:
+        """Add the installed database's packages, in file order.
+
+        ``broken`` gives (broken files, broken script) per package, from the ``f:`` flags.
+        Returns the names of stanzas without a valid identity (apk refuses those).
+        """
+        pkgs = list(packages)
+        flags = list(broken) if broken is not None else [(False, False)] * len(pkgs)
+        self._sources.append(("pkgs", pkgs))
+        bad = []
+        for raw, (bfiles, bscript) in zip(pkgs, flags, strict=True):
+            tag = self.tag_id(raw.repository_tag) if raw.repository_tag else 0
+            pkg, uninstallable = normalize_index_package(raw, self.compat)
+            entry = self._add(pkg, uninstallable)
+            if entry is None:
+                bad.append(pkg.name)
+                continue
+            if not entry.installed:
+                entry.installed = True
+                entry.repository_tag = tag
+                entry.broken_files = bfiles
+                entry.broken_script = bscript
+                self._installed.append(entry)
+        return bad
+
+    def add_cached(self, packages: Iterable[Package]) -> None:
+        """Add the cache's ``installed`` index (non-repository packages kept in the cache)."""
+        pkgs = list(packages)
+        self._sources.append(("pkgs", pkgs))
+        for pkg in pkgs:
+            norm, uninstallable = normalize_index_package(pkg, self.compat)
+            entry = self._add(norm, uninstallable)
+            if entry is not None:
+                entry.cached_non_repository = True
+
+    def add_repository(
+        self,
+        url: str,
+        packages: Iterable[Package] | None,
+        *,
+        tags: Sequence[str | None] = (None,),
+        available: bool = True,
+        local: bool = False,
+    ) -> int:
+        """Add one configured repository (its packages, or None if it could not be read).
+
+        A repository URL given twice is one repository carrying both tags, as in apk.
+        Returns the repository's index (its bit in the candidates' ``repos``).
+        """
+        mask = 0
+        for tag in tags:
+            mask |= 1 << self.tag_id(tag)
+        for i, repo in enumerate(self.repositories):
+            if repo.url == url:
+                self.repositories[i] = replace(repo, tag_mask=repo.tag_mask | mask)
+                if repo.loaded:
+                    self._allow(i, mask)
+                return i
+        index = len(self.repositories)
+        loaded = packages is not None
+        self.repositories.append(
+            RepoInfo(url, mask, loaded, loaded and available, local and loaded)
+        )
+        if packages is None:
+            return index
+        bit = 1 << index
+        if available:
+            self._available_repos |= bit
+        if local:
+            self._local_repos |= bit
+        pkgs = list(packages)
+        self._sources.append(("pkgs", pkgs))
+        for pkg in pkgs:
+            norm, uninstallable = normalize_index_package(pkg, self.compat)
+            entry = self._add(norm, uninstallable)
+            if entry is None:
+                continue
+            if not entry.repos:
+                self._repo_providers.add(entry.package.name)
+                self._repo_providers.update(d.name for d in entry.package.provides)
+            entry.repos |= bit
+        self._allow(index, mask)
+        return index
+
+    def _allow(self, index: int, mask: int) -> None:
+        tag = 0
+        while mask:
+            if mask & 1:
+                while len(self._tag_repos) <= tag:
+                    self._tag_repos.append(0)
+                self._tag_repos[tag] |= 1 << index
+            mask >>= 1
+            tag += 1
+
+    def add_virtual(self, package: Package) -> Candidate:
+        """``add --virtual``: a package that only exists in this run (apk marks it cached)."""
+        entry = self._add(package, False, cached=True)
+        if entry is None:
+            raise ValueError(f"virtual package {package} has no identity")
+        if entry.cand is None:
+            entry.cand = self._freeze(entry)
+        return entry.cand
+
+    def _freeze(self, e: _Entry) -> Candidate:
+        return Candidate(
+            package=e.package,
+            identity=e.identity,
+            repos=e.repos,
+            installed=e.installed,
+            repository_tag=e.repository_tag,
+            cached=e.cached,
+            cached_non_repository=e.cached_non_repository,
+            uninstallable=e.uninstallable,
+            broken_files=e.broken_files,
+            broken_script=e.broken_script,
+        )
+
+    def finish(self) -> None:
+        """Freeze the candidates and build the provider lists (apk's "open complete")."""
+        providers: dict[str, list[tuple[Candidate, str | None]]] = {}
+        for e in self._entries:
+            cand = e.cand = self._freeze(e)
+            pkg = e.package
+            lst = providers.get(pkg.name)
+            if lst is None:
+                providers[pkg.name] = [(cand, pkg.version)]
+            else:
+                lst.append((cand, pkg.version))
+            for d in pkg.provides:
+                lst = providers.get(d.name)
+                if lst is None:
+                    providers[d.name] = [(cand, d.version)]
+                else:
+                    lst.append((cand, d.version))
+        self._providers = providers
+        self._installed_cands = tuple(e.cand for e in self._installed if e.cand is not None)
+        self._finished = True
+
+    def _register_late(self, e: _Entry) -> None:
+        cand = e.cand = self._freeze(e)
+        pkg = e.package
+        self._providers.setdefault(pkg.name, []).append((cand, pkg.version))
+        for d in pkg.provides:
+            self._providers.setdefault(d.name, []).append((cand, d.version))
+        names = [pkg.name] + [d.name for d in pkg.provides]
+        for deps, table in (
+            (pkg.depends, self._late_rdepends),
+            (pkg.install_if, self._late_rinstall_if),
+        ):
+            for d in deps:
+                lst = table.setdefault(d.name, [])
+                for n in names:
+                    if n not in lst:
+                        lst.append(n)
+
+    # -- Provider --------------------------------------------------------------------------
+
+    @property
+    def available_repos(self) -> int:
+        return self._available_repos
+
+    @property
+    def local_repos(self) -> int:
+        return self._local_repos
+
+    @property
+    def tag_repos(self) -> Sequence[int]:
+        return self._tag_repos
+
+    def providers(self, name: str) -> Sequence[tuple[Candidate, str | None]]:
+        return self._providers.get(name, ())
+
+    def installed(self) -> Sequence[Candidate]:
+        return self._installed_cands
+
+    def has_name(self, name: str) -> bool:
+        """Whether apk would know ``name`` (it was mentioned anywhere)."""
+        if name in self._providers:
+            return True
+        return name in self._creation_order()
+
+    def has_repository_providers(self, name: str) -> bool:
+        return name in self._repo_providers
+
+    def candidates(self) -> Iterable[Candidate]:
+        for e in self._entries:
+            if e.cand is not None:
+                yield e.cand
+
+    def _reverse_maps(self) -> tuple[dict[str, list[Candidate]], dict[str, list[Candidate]]]:
+        if self._revdeps is None or self._reviif is None:
+            revdeps: dict[str, list[Candidate]] = {}
+            reviif: dict[str, list[Candidate]] = {}
+            for e in self._entries:
+                if e.late:
+                    continue
+                cand = e.cand
+                if cand is None:
+                    continue
+                pkg = e.package
+                for d in pkg.depends:
+                    lst = revdeps.get(d.name)
+                    if lst is None:
+                        revdeps[d.name] = [cand]
+                    elif lst[-1] is not cand:
+                        lst.append(cand)
+                for d in pkg.install_if:
+                    lst = reviif.get(d.name)
+                    if lst is None:
+                        reviif[d.name] = [cand]
+                    elif lst[-1] is not cand:
+                        lst.append(cand)
+            self._revdeps = revdeps
+            self._reviif = reviif
+        return self._revdeps, self._reviif
+
+    def _ordered(self, cands: Iterable[Candidate]) -> list[str]:
+        names: set[str] = set()
+        for cand in cands:
+            names.add(cand.package.name)
+            for d in cand.package.provides:
+                names.add(d.name)
+        keyed = sorted((name_hash(n) % HASH_BUCKETS, n) for n in names)
+        for i in range(1, len(keyed)):
+            if keyed[i][0] == keyed[i - 1][0]:
+                order = self._creation_order()
+                # within a bucket apk lists the most recently created name first
+                keyed.sort(key=lambda k: (k[0], -order.get(k[1], 0)))
+                break
+        return [n for _, n in keyed]
+
+    def rdepends(self, name: str) -> Sequence[str]:
+        revdeps, _ = self._reverse_maps()
+        out = self._ordered(revdeps.get(name, ()))
+        for n in self._late_rdepends.get(name, ()):
+            if n not in out:
+                out.append(n)
+        return out
+
+    def rinstall_if(self, name: str) -> Sequence[str]:
+        _, reviif = self._reverse_maps()
+        out = self._ordered(reviif.get(name, ()))
+        for n in self._late_rinstall_if.get(name, ()):
+            if n not in out:
+                out.append(n)
+        return out
+
+    def all_names(self) -> list[str]:
+        """Every known name in apk's hash-table order (for ``*`` patterns)."""
+        order = self._creation_order()
+        return [
+            n for _, _, n in sorted((name_hash(n) % HASH_BUCKETS, -i, n) for n, i in order.items())
+        ]
+
+    def _creation_order(self) -> dict[str, int]:
+        """The order apk creates names in: world, installed, cache, repositories; within
+        a package P, then D, p, i and r names."""
+        if self._creation is None:
+            order: dict[str, int] = {}
+            for kind, payload in self._sources:
+                if kind == "world":
+                    for d in payload:  # type: ignore[attr-defined]
+                        order.setdefault(d.name, len(order))
+                    continue
+                for pkg in payload:  # type: ignore[attr-defined]
+                    order.setdefault(pkg.name, len(order))
+                    for deps in (pkg.depends, pkg.provides, pkg.install_if, pkg.replaces):
+                        for d in deps:
+                            order.setdefault(d.name, len(order))
+            for e in self._late:
+                order.setdefault(e.package.name, len(order))
+                for d in e.package.depends + e.package.provides + e.package.install_if:
+                    order.setdefault(d.name, len(order))
+            self._creation = order
+        return self._creation
