@@ -381,7 +381,9 @@ def _stanza(
                     deps = ()
                 elif letter == "D":
                     uninstallable = True
-            values[_DEP_FIELDS[letter]] = deps
+            # apk appends a repeated D:/p:/i:/r: line to the list it already has
+            key = _DEP_FIELDS[letter]
+            values[key] = values.get(key, ()) + deps  # type: ignore[operator]
         elif letter == "g":
             values["tags"] = tuple(value.split())
         else:

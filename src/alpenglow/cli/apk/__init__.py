@@ -37,6 +37,10 @@ class Applet:
 
 # Applet name -> module in this package. Keep sorted by name.
 APPLETS: dict[str, str] = {
+    "add": "add",
+    "del": "del_",
+    "fix": "fix",
+    "upgrade": "upgrade",
     "version": "version",
 }
 
