@@ -1,8 +1,10 @@
-"""``apk version``: compare and check version strings.
+"""``apk version``: installed packages against the repositories, or version strings.
 
+Without ``-t``/``-c`` it lists installed packages with the newest version the repositories
+offer (only the upgradable ones unless names are given or ``-v``; ``-l CHARS`` picks the
+relations to show, ``-a`` considers every repository tag, ``-I`` lists the indexes).
 ``-t A B`` prints ``<``, ``=`` or ``>``; ``-c V...`` prints every invalid version and exits
-non-zero if there was one. Listing installed packages against the repositories needs the
-database and is added with the solver.
+non-zero if there was one.
 """
 
 from __future__ import annotations
@@ -45,15 +47,29 @@ def _check(ctx: ApkContext, args: list[str]) -> int:
     return 1 if invalid else 0
 
 
+def _installed(ctx: ApkContext, args: list[str]) -> int:
+    from alpenglow.apk.report import version_indexes, version_lines
+    from alpenglow.cli.apk._readonly import open_root, verbosity
+
+    catalog = open_root(ctx, allow_arch=False)
+    if ctx.opts.indexes:
+        lines = version_indexes(catalog)
+    else:
+        lines = version_lines(
+            catalog, args, verbosity(ctx), limit=ctx.opts.limit, all_tags=ctx.opts.all
+        )
+    for line in lines:
+        ctx.out(line)
+    return 0
+
+
 def _run(ctx: ApkContext) -> int:
     args: list[str] = ctx.opts.args
     if ctx.opts.test:
         return _test(ctx, args)
     if ctx.opts.check:
         return _check(ctx, args)
-    from alpenglow.errors import UsageError
-
-    raise UsageError("apk version without -t or -c needs an installed database (not yet)")
+    return _installed(ctx, args)
 
 
 APPLET = Applet(

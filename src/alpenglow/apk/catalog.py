@@ -1,0 +1,774 @@
+"""What apk's read-only applets see of a root: names, packages and where they come from.
+
+apk opens a root by reading, in this order, the world, the installed database and then each
+repository's index; a package met twice (same identity) is one package that is installed
+and/or listed in several repositories. Every name it meets (package names, and the names in
+dependencies, provides, install_if and replaces) goes into a table whose walk order decides
+the order of reverse dependencies. :class:`Catalog` rebuilds exactly that state from parsed
+records, so ``info``, ``search``, ``list``, ``policy``, ``version`` and ``why`` can answer
+in apk's order. It is pure: loading the records from a root is :mod:`alpenglow.apk.state`.
+
+:meth:`Catalog.query` is apk-tools 3's package query (``apk_query_matches``), which
+``info``, ``search`` and ``policy`` share.
+
+>>> from alpenglow.apk.index import parse_index
+>>> text = "C:Q1AAAAAAAAAAAAAAAAAAAAAAAAAAA=\\nP:a\\nV:1\\nD:b\\n\\n"
+>>> text += "C:Q1BBBBBBBBBBBBBBBBBBBBBBBBBBB=\\nP:b\\nV:2\\n\\n"
+>>> repo = RepositoryIndex("test:///r.tar.gz", parse_index(text))
+>>> cat = Catalog(repositories=[repo])
+>>> [str(e) for e in cat.query(["b"], QuerySpec()).packages]
+['b-2']
+>>> [str(e) for e, _dep in cat.reverse_dependencies(cat.query(["b"], QuerySpec()).packages[0])]
+['a-1']
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+from alpenglow.apk import version
+from alpenglow.apk.database import InstalledPackage
+from alpenglow.apk.dependency import Dependency
+from alpenglow.apk.index import Package
+from alpenglow.apk.pool import HASH_BUCKETS, name_hash
+from alpenglow.apk.solver import identity_key, version_match
+from alpenglow.apk.version import ANY, CHECKSUM, Op
+
+__all__ = [
+    "Catalog",
+    "Entry",
+    "Field",
+    "Provider",
+    "QueryResult",
+    "QuerySpec",
+    "RepositoryIndex",
+    "compare_display",
+    "sort_display",
+    "sort_names",
+]
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+# --------------------------------------------------------------------------------------
+# Inputs
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryIndex:
+    """One repository line and what its index holds, as the catalog needs it.
+
+    ``url`` is the address apk prints for it (the line's URL, passwords masked); ``tag`` the
+    pinning tag without ``@`` ("" when untagged). A repository that could not be opened has
+    ``loaded=False``; a remote one under ``--no-network`` has ``available=False`` (its
+    packages are known, but not installable).
+    """
+
+    url: str
+    packages: tuple[Package, ...] | list[Package] = ()
+    tag: str = ""
+    description: str = ""
+    loaded: bool = True
+    available: bool = True
+    index_url: str = ""
+    """The index file's URL, which identifies the repository ("" means ``url``)."""
+
+
+# --------------------------------------------------------------------------------------
+# The catalog's own records
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Entry:
+    """A package of the catalog (apk merges equal identities into one).
+
+    ``index`` is the load order; ``repos`` has bit ``i`` set when repository ``i`` lists
+    the package; ``installed`` is the database record for an installed package. Entries
+    compare by identity, as apk compares package pointers.
+    """
+
+    package: Package
+    index: int
+    repos: int = 0
+    installed: InstalledPackage | None = None
+    repository_tag: int = 0
+    """For an installed package, the id of the tag it was installed from (``s:``)."""
+    triggers: tuple[str, ...] = ()
+    """For an installed package, its trigger globs (``lib/apk/db/triggers``)."""
+
+    @property
+    def name(self) -> str:
+        return self.package.name
+
+    @property
+    def version(self) -> str:
+        return self.package.version
+
+    @property
+    def is_installed(self) -> bool:
+        return self.installed is not None
+
+    def __str__(self) -> str:
+        return f"{self.package.name}-{self.package.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """A package providing a name: itself (at its version) or through ``p:`` (at the
+    provided version, None for a virtual provide)."""
+
+    entry: Entry
+    version: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryInfo:
+    """A repository after merging lines with the same URL (apk keeps one, with all tags)."""
+
+    url: str
+    description: str
+    tag_mask: int
+    loaded: bool
+    available: bool
+
+
+class Field(Enum):
+    """Package fields a query can match (apk's ``--match``)."""
+
+    NAME = "name"
+    PROVIDES = "provides"
+    DEPENDS = "depends"
+    INSTALL_IF = "install-if"
+    DESCRIPTION = "description"
+    ORIGIN = "origin"
+    LICENSE = "license"
+    URL = "url"
+    MAINTAINER = "maintainer"
+    ARCH = "arch"
+
+
+@dataclass(frozen=True, slots=True)
+class QuerySpec:
+    """How :meth:`Catalog.query` matches (apk's ``struct apk_query_spec``).
+
+    ``match`` empty means apk's default (the name only). ``search`` wraps every pattern in
+    ``*...*``. Without ``all_matches`` only the best package per name is kept (the installed
+    one, else the newest). ``empty_matches_all`` makes no patterns list every package.
+    """
+
+    match: frozenset[Field] = frozenset()
+    search: bool = False
+    all_matches: bool = False
+    empty_matches_all: bool = False
+    installed: bool = False
+    available: bool = False
+    upgradable: bool = False
+    orphaned: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    """Matching packages in display order, and how many exact patterns matched nothing."""
+
+    packages: tuple[Entry, ...]
+    unmatched: int
+
+
+# --------------------------------------------------------------------------------------
+# Ordering
+
+
+def _name_key(name: str) -> tuple[bytes, bytes]:
+    raw = name.encode()
+    return raw.lower(), raw
+
+
+def compare_display(a: Entry, b: Entry) -> int:
+    """apk's display order: name (case-insensitively, then bytewise), then version."""
+    if a.package.name != b.package.name:
+        ka, kb = _name_key(a.package.name), _name_key(b.package.name)
+        return -1 if ka < kb else 1
+    return version.compare(a.package.version, b.package.version)
+
+
+def sort_display(entries: Iterable[Entry]) -> list[Entry]:
+    """``entries`` in apk's display order (stable for equal name and version)."""
+    return sorted(entries, key=functools.cmp_to_key(compare_display))
+
+
+def sort_names(names: Iterable[str]) -> list[str]:
+    """Names in apk's display order."""
+    return sorted(names, key=_name_key)
+
+
+def _casefold_match(pattern: str, value: str) -> bool:
+    """``fnmatch(pattern, value, FNM_CASEFOLD)``."""
+    return fnmatch.fnmatchcase(value.lower(), pattern.lower())
+
+
+def _has_wildcard(text: str) -> bool:
+    return "*" in text or "?" in text
+
+
+# --------------------------------------------------------------------------------------
+# The catalog
+
+
+class _Draft:
+    """A package while the catalog is being built (repositories still being added)."""
+
+    __slots__ = ("key", "package", "record", "repos", "tag")
+
+    def __init__(self, package: Package, key: bytes) -> None:
+        self.package = package
+        self.key = key
+        self.repos = 0
+        self.record: InstalledPackage | None = None
+        self.tag = 0
+
+
+@dataclass
+class _Name:
+    providers: list[Provider] = field(default_factory=list)
+    has_repository_providers: bool = False
+
+
+class Catalog:
+    """apk's database as the read-only applets see it (see the module docstring).
+
+    ``world`` is read first, then the ``installed`` records (database order), then each
+    repository in order. Any of them may be empty, as for apk's open flags that skip them.
+    ``triggers`` maps a package identity (:func:`~alpenglow.apk.solver.identity_key`) to
+    its trigger globs. Packages without a valid identity are left out, as apk refuses them.
+    """
+
+    def __init__(
+        self,
+        *,
+        world: Sequence[Dependency] = (),
+        installed: Sequence[InstalledPackage] = (),
+        repositories: Sequence[RepositoryIndex] = (),
+        triggers: Mapping[bytes, tuple[str, ...]] | None = None,
+    ) -> None:
+        self.world: tuple[Dependency, ...] = tuple(world)
+        self._names: dict[str, _Name] = {}
+        self._tags: list[str] = [""]
+        self._tag_ids: dict[str, int] = {"": 0}
+        self._rdepends: dict[str, list[str]] | None = None
+        self._rinstall_if: dict[str, list[str]] = {}
+        self._contents: dict[int, tuple[tuple[str, tuple[str, ...]], ...]] | None = None
+        self._dir_owner: dict[str, Entry] = {}
+        self._file_owner: dict[str, Entry] = {}
+
+        for dep in self.world:
+            self._name(dep.name)
+            if dep.tag:
+                self.tag_id(dep.tag)
+
+        drafts: list[_Draft] = []  # in order of first appearance
+        by_identity: dict[bytes, int] = {}
+
+        def add(pkg: Package, repo: int, record: InstalledPackage | None) -> None:
+            self._touch_names(pkg, installed=record is not None)
+            key = identity_key(pkg.checksum)
+            if not key:
+                return
+            index = by_identity.get(key)
+            if index is None:
+                index = by_identity[key] = len(drafts)
+                drafts.append(_Draft(pkg, key))
+            draft = drafts[index]
+            old_repos = draft.repos
+            if repo >= 0:
+                draft.repos |= 1 << repo
+            if record is not None and draft.record is None:
+                draft.record = record
+                draft.tag = self.tag_id(pkg.repository_tag) if pkg.repository_tag else 0
+            if draft.repos and not old_repos:
+                self._name(pkg.name).has_repository_providers = True
+                for dep in draft.package.provides:
+                    self._name(dep.name).has_repository_providers = True
+
+        for record in installed:
+            add(record.package, -1, record)
+
+        merged: list[RepositoryInfo] = []
+        repo_numbers: list[int] = []
+        by_url: dict[str, int] = {}
+        for repo in repositories:
+            tag_bit = 1 << self.tag_id(repo.tag)
+            number = by_url.get(repo.index_url or repo.url)
+            if number is not None:
+                old = merged[number]
+                merged[number] = RepositoryInfo(
+                    old.url, old.description, old.tag_mask | tag_bit, old.loaded, old.available
+                )
+                repo_numbers.append(-1)
+                continue
+            by_url[repo.index_url or repo.url] = len(merged)
+            repo_numbers.append(len(merged))
+            merged.append(
+                RepositoryInfo(repo.url, repo.description, tag_bit, repo.loaded, repo.available)
+            )
+        for repo, number in zip(repositories, repo_numbers, strict=True):
+            if number < 0 or not repo.loaded:
+                continue
+            for pkg in repo.packages:
+                add(pkg, number, None)
+        self.repositories: tuple[RepositoryInfo, ...] = tuple(merged)
+
+        trig = triggers or {}
+        entries = [
+            Entry(d.package, i, d.repos, d.record, d.tag, trig.get(d.key, ()) if d.record else ())
+            for i, d in enumerate(drafts)
+        ]
+        self.entries: tuple[Entry, ...] = tuple(entries)
+        for entry in entries:
+            pkg = entry.package
+            self._name(pkg.name).providers.append(Provider(entry, pkg.version))
+            for dep in pkg.provides:
+                self._name(dep.name).providers.append(Provider(entry, dep.version))
+
+        allowed = [0] * len(self._tags)
+        available = 0
+        for number, info in enumerate(merged):
+            if not info.loaded:
+                continue
+            if info.available:
+                available |= 1 << number
+            for tag in range(len(self._tags)):
+                if info.tag_mask & (1 << tag):
+                    allowed[tag] |= 1 << number
+        self._allowed: tuple[int, ...] = tuple(allowed)
+        self.available_repos: int = available
+
+    # -- building
+
+    def _name(self, name: str) -> _Name:
+        state = self._names.get(name)
+        if state is None:
+            state = self._names[name] = _Name()
+        return state
+
+    def _touch_names(self, pkg: Package, *, installed: bool) -> None:
+        """Create names in the order apk's parser meets them in a stanza."""
+        self._name(pkg.name)
+        for deps in (pkg.depends, pkg.provides, pkg.install_if):
+            for dep in deps:
+                self._name(dep.name)
+        if installed:
+            for dep in pkg.replaces:
+                self._name(dep.name)
+
+    # -- tags and repositories
+
+    def tag_id(self, tag: str) -> int:
+        """The id of repository tag ``tag`` (without ``@``), created on first use."""
+        tag = tag.removeprefix("@")
+        number = self._tag_ids.get(tag)
+        if number is None:
+            number = self._tag_ids[tag] = len(self._tags)
+            self._tags.append(tag)
+        return number
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """Tag names by id, as apk prints them: "" for id 0, else ``@name``."""
+        return tuple("@" + t if t else "" for t in self._tags)
+
+    def allowed_repos(self, tag: int) -> int:
+        """Mask of the loaded repositories that tag id ``tag`` allows."""
+        return self._allowed[tag] if 0 <= tag < len(self._allowed) else 0
+
+    # -- names and packages
+
+    def names(self) -> list[str]:
+        """Every name apk knows, in the order it met them."""
+        return list(self._names)
+
+    def sorted_names(self) -> list[str]:
+        """Every name, in display order."""
+        return sort_names(self._names)
+
+    def has_name(self, name: str) -> bool:
+        return name in self._names
+
+    def providers(self, name: str) -> tuple[Provider, ...]:
+        """The packages providing ``name``, in load order."""
+        state = self._names.get(name)
+        return tuple(state.providers) if state else ()
+
+    def has_repository_providers(self, name: str) -> bool:
+        state = self._names.get(name)
+        return state.has_repository_providers if state else False
+
+    def installed_named(self, name: str) -> Entry | None:
+        """The installed package called ``name`` (apk_pkg_get_installed)."""
+        for prov in self.providers(name):
+            if prov.entry.package.name == name and prov.entry.installed is not None:
+                return prov.entry
+        return None
+
+    def installed_entries(self) -> list[Entry]:
+        """Installed packages in display order."""
+        return sort_display(e for e in self.entries if e.installed is not None)
+
+    def is_available(self, entry: Entry) -> bool:
+        """Whether a usable repository lists ``entry`` (apk_db_pkg_available)."""
+        return bool(entry.repos & self.available_repos)
+
+    def upgradable_from(self, entry: Entry) -> Entry | None:
+        """The installed package ``entry`` would upgrade, if it is newer and allowed by the
+        installed package's pinning (apk_db_pkg_upgradable)."""
+        current = self.installed_named(entry.package.name)
+        if current is None:
+            return None
+        if not entry.repos & self.allowed_repos(current.repository_tag):
+            return None
+        if version.compare(current.package.version, entry.package.version) < 0:
+            return current
+        return None
+
+    # -- reverse relations
+
+    def _reverse_lists(self) -> dict[str, list[str]]:
+        if self._rdepends is None:
+            rdepends: dict[str, list[str]] = {}
+            rinstall_if: dict[str, list[str]] = {}
+            for name in _walk_order(self._names):
+                seen_dep: set[str] = set()
+                seen_iif: set[str] = set()
+                for prov in self._names[name].providers:
+                    pkg = prov.entry.package
+                    for dep in pkg.depends:
+                        if dep.name not in seen_dep:
+                            seen_dep.add(dep.name)
+                            rdepends.setdefault(dep.name, []).append(name)
+                    for dep in pkg.install_if:
+                        if dep.name not in seen_iif:
+                            seen_iif.add(dep.name)
+                            rinstall_if.setdefault(dep.name, []).append(name)
+            self._rdepends = rdepends
+            self._rinstall_if = rinstall_if
+        return self._rdepends
+
+    def rdepends(self, name: str) -> tuple[str, ...]:
+        """Names whose providers depend on ``name``, in apk's name-table order."""
+        return tuple(self._reverse_lists().get(name, ()))
+
+    def rinstall_if(self, name: str) -> tuple[str, ...]:
+        """Names whose providers have ``name`` in their install_if, in name-table order."""
+        self._reverse_lists()
+        return tuple(self._rinstall_if.get(name, ()))
+
+    def reverse_dependencies(
+        self,
+        entry: Entry,
+        *,
+        installed_only: bool = False,
+        seen: set[int] | None = None,
+    ) -> list[tuple[Entry, Dependency]]:
+        """Packages that depend on ``entry``, each with its first dependency ``entry``
+        satisfies (apk_pkg_foreach_reverse_dependency with one dependency per package;
+        conflicts skipped). ``seen`` carries apk's "already visited" marks across calls."""
+        visited = set() if seen is None else seen
+        found: list[tuple[Entry, Dependency]] = []
+        names = [entry.package.name, *(dep.name for dep in entry.package.provides)]
+        for target in names:
+            for name0 in self.rdepends(target):
+                for prov in self.providers(name0):
+                    pkg0 = prov.entry
+                    if installed_only and pkg0.installed is None:
+                        continue
+                    if pkg0.index in visited:
+                        continue
+                    visited.add(pkg0.index)
+                    for dep in pkg0.package.depends:
+                        if dep.conflict:
+                            continue
+                        if self.satisfies(pkg0, dep, entry):
+                            found.append((pkg0, dep))
+                            break
+        return found
+
+    def satisfies(self, owner: Entry | None, dep: Dependency, entry: Entry) -> bool:
+        """Whether ``entry`` satisfies ``dep`` (of package ``owner``), by its name or one of
+        its provides (apk_dep_analyze giving APK_DEP_SATISFIES)."""
+        pkg = entry.package
+        mask = int(dep.op) | (Op.CONFLICT if dep.conflict else 0)
+        pin = dep.op == CHECKSUM and not dep.conflict and dep.version is not None
+        if dep.name == pkg.name:
+            if pin:
+                return identity_key(dep.version or "") == identity_key(pkg.checksum)
+            return version_match(pkg.version, mask, dep.version)
+        for prov in pkg.provides:
+            if prov.name != dep.name:
+                continue
+            if dep.conflict and owner is entry:
+                return True
+            if pin:
+                return identity_key(dep.version or "") == identity_key(pkg.checksum)
+            return version_match(prov.version, mask, dep.version)
+        return False
+
+    def is_provided(self, dep: Dependency, prov: Provider) -> bool:
+        """Whether ``prov`` satisfies ``dep`` (apk_dep_is_provided, no owning package)."""
+        if dep.op == CHECKSUM and not dep.conflict and dep.version is not None:
+            return identity_key(dep.version) == identity_key(prov.entry.package.checksum)
+        mask = int(dep.op) | (Op.CONFLICT if dep.conflict else 0)
+        return version_match(prov.version, mask, dep.version)
+
+    # -- installed files
+
+    def _file_tables(self) -> dict[int, tuple[tuple[str, tuple[str, ...]], ...]]:
+        if self._contents is None:
+            contents: dict[int, tuple[tuple[str, tuple[str, ...]], ...]] = {}
+            for entry in self.entries:
+                record = entry.installed
+                if record is None:
+                    continue
+                dirs: list[tuple[str, tuple[str, ...]]] = []
+                for installed_dir in record.dirs:
+                    directory = installed_dir.path
+                    files = [f.name for f in installed_dir.files]
+                    current = self._dir_owner.get(directory)
+                    if current is None or _replaces_dir(current.package, entry.package):
+                        self._dir_owner[directory] = entry
+                    own: list[str] = []
+                    for name in files:
+                        path = f"{directory}/{name}" if directory else name
+                        if path in self._file_owner:
+                            continue
+                        self._file_owner[path] = entry
+                        own.append(name)
+                    dirs.append((directory, tuple(sorted(own, key=str.encode))))
+                contents[entry.index] = tuple(dirs)
+            self._contents = contents
+        return self._contents
+
+    def contents(self, entry: Entry) -> list[str]:
+        """Paths (relative to the root) of the files ``entry`` owns, in apk's order."""
+        paths: list[str] = []
+        for directory, files in self._file_tables().get(entry.index, ()):
+            for name in files:
+                paths.append(f"{directory}/{name}" if directory else name)
+        return paths
+
+    def owner(self, path: str) -> Entry | None:
+        """The installed package owning ``path`` (a directory or a file), as apk finds it."""
+        self._file_tables()
+        key = path.removeprefix("/").rstrip("/")
+        entry = self._dir_owner.get(key)
+        if entry is not None:
+            return entry
+        return self._file_owner.get(key.lstrip("/"))
+
+    # -- queries
+
+    def query(self, patterns: Sequence[str], spec: QuerySpec) -> QueryResult:
+        """apk's package query: the packages matching ``patterns``, in display order."""
+        return _Query(self, spec).run(patterns)
+
+
+def _walk_order(names: Iterable[str]) -> list[str]:
+    """Names (given in creation order) in the order apk's name table visits them: by
+    bucket of murmur3(name) modulo 20000, the most recently created first in a bucket."""
+    keyed = [(name_hash(n) % HASH_BUCKETS, -i, n) for i, n in enumerate(names)]
+    keyed.sort()
+    return [n for _bucket, _i, n in keyed]
+
+
+def _replaces_dir(a: Package, b: Package) -> bool:
+    """apk_pkg_replaces_dir: whether ``b`` takes a directory's ownership over ``a``."""
+    if a.name == b.name:
+        return True
+    if a.replaces_priority != b.replaces_priority:
+        return a.replaces_priority < b.replaces_priority
+    if a.origin and a.origin == b.origin:
+        if a.origin == a.name:
+            return False
+        if b.origin == b.name:
+            return True
+    return a.name.encode() > b.name.encode()
+
+
+_STRING_FIELDS = (
+    (Field.DESCRIPTION, "description"),
+    (Field.ARCH, "arch"),
+    (Field.LICENSE, "license"),
+    (Field.ORIGIN, "origin"),
+    (Field.MAINTAINER, "maintainer"),
+    (Field.URL, "url"),
+)
+_DEP_FIELDS = (
+    (Field.DEPENDS, "depends"),
+    (Field.PROVIDES, "provides"),
+    (Field.INSTALL_IF, "install_if"),
+)
+
+
+class _Query:
+    """One run of apk_query_matches + apk_query_packages."""
+
+    def __init__(self, catalog: Catalog, spec: QuerySpec) -> None:
+        self.catalog = catalog
+        self.spec = spec
+        self.match = spec.match or frozenset({Field.NAME})
+        self.selected: dict[int, Entry] = {}
+        self.has_matches = False
+
+    def run(self, patterns: Sequence[str]) -> QueryResult:
+        unmatched = 0
+        if self.spec.empty_matches_all and not patterns:
+            for name in self.catalog.names():
+                self._match_name(name, None)
+        else:
+            for pattern in patterns:
+                matcher = _Matcher.build(pattern, self.spec.search)
+                self.has_matches = False
+                if self.match == {Field.NAME} and not matcher.wildcard:
+                    if self.catalog.has_name(matcher.name):
+                        self._match_name(matcher.name, matcher)
+                else:
+                    for name in self.catalog.names():
+                        self._match_name(name, matcher)
+                if not self.has_matches and not matcher.wildcard:
+                    unmatched += 1
+        return QueryResult(tuple(sort_display(self.selected.values())), unmatched)
+
+    def _select(self, entry: Entry) -> None:
+        self.selected.setdefault(entry.index, entry)
+
+    def _match_name(self, name: str, matcher: _Matcher | None) -> None:
+        spec, catalog = self.spec, self.catalog
+        if spec.orphaned and catalog.has_repository_providers(name):
+            return
+        match = frozenset() if matcher is None else self.match
+        name_match = Field.NAME in match and matcher is not None and matcher.string(name)
+        other_fields = match - {Field.NAME}
+        if match and not name_match and not other_fields:
+            return
+        best: Entry | None = None
+        for prov in catalog.providers(name):
+            entry = prov.entry
+            if entry.package.name != name:
+                continue
+            if spec.installed and entry.installed is None:
+                continue
+            if spec.available and not catalog.is_available(entry):
+                continue
+            if spec.upgradable and catalog.upgradable_from(entry) is None:
+                continue
+            if not match or (name_match and matcher is not None and matcher.provided_by(prov)):
+                self.has_matches = True
+                if spec.all_matches or not match:
+                    self._select(entry)
+                    if not spec.all_matches:
+                        continue
+                else:
+                    best = _better(best, entry)
+                    continue
+            if matcher is None or not self._other_fields(entry, matcher, other_fields):
+                continue
+            self.has_matches = True
+            if spec.all_matches:
+                self._select(entry)
+            else:
+                best = _better(best, entry)
+        if best is not None:
+            self._select(best)
+
+    def _other_fields(self, entry: Entry, matcher: _Matcher, fields: frozenset[Field]) -> bool:
+        pkg = entry.package
+        for fld, attr in _STRING_FIELDS:
+            if fld in fields:
+                value = getattr(pkg, attr)
+                if value and matcher.blob(value):
+                    return True
+        for fld, attr in _DEP_FIELDS:
+            if fld not in fields:
+                continue
+            deps: tuple[Dependency, ...] = getattr(pkg, attr)
+            for dep in deps:
+                if not matcher.string(dep.name):
+                    continue
+                if fld is Field.PROVIDES and not matcher.version_ok(dep.version):
+                    continue
+                return True
+        return False
+
+
+def _better(best: Entry | None, entry: Entry) -> Entry:
+    """apk's update_best_match: the installed package wins, else the newest."""
+    if best is None or best is entry:
+        return entry
+    if entry.installed is not None:
+        return entry
+    if version.compare(entry.package.version, best.package.version) > 0:
+        return entry
+    return best
+
+
+@dataclass(frozen=True, slots=True)
+class _Matcher:
+    """One query pattern, as apk_query_matches prepares it."""
+
+    pattern: str  # what names are compared with (the whole argument)
+    name: str  # the name part (what exact string fields are compared with)
+    op: int
+    version: str | None
+    wildcard: bool
+
+    @classmethod
+    def build(cls, arg: str, search: bool) -> _Matcher:
+        if search:
+            return cls(f"*{arg}*", f"*{arg}*", int(ANY), None, True)
+        name, op, ver = _split_dependency(arg)
+        return cls(arg, name, op, ver, _has_wildcard(arg))
+
+    def string(self, value: str) -> bool:
+        if self.wildcard:
+            return _casefold_match(self.pattern, value)
+        return value == self.pattern
+
+    def blob(self, value: str) -> bool:
+        if self.wildcard:
+            return _casefold_match(self.pattern, value)
+        return value == self.name
+
+    def provided_by(self, prov: Provider) -> bool:
+        """apk_dep_is_provided for the pattern's version constraint."""
+        if self.op == CHECKSUM and self.version is not None:
+            return identity_key(self.version) == identity_key(prov.entry.package.checksum)
+        return version_match(prov.version, self.op, self.version)
+
+    def version_ok(self, provided: str | None) -> bool:
+        # apk compares the pattern's version against the provided one (in that order).
+        return version_match(self.version, self.op, provided)
+
+
+def _split_dependency(arg: str) -> tuple[str, int, str | None]:
+    """apk_dep_parse: ``[!]name[op version]`` without validating the version."""
+    op = 0
+    text = arg
+    if text.startswith("!"):
+        op |= Op.CONFLICT
+        text = text[1:]
+    cut = next((i for i, ch in enumerate(text) if ch in "<>=~"), -1)
+    if cut < 0:
+        return text, op | ANY, None
+    end = cut
+    mask = 0
+    while end < len(text) and text[end] in "<>=~":
+        ch = text[end]
+        mask |= {"<": Op.LT, ">": Op.GT, "=": Op.EQ, "~": Op.FUZZY | Op.EQ}[ch]
+        end += 1
+    if not mask:
+        return arg, int(ANY), None
+    return text[:cut], op | mask, text[end:]
