@@ -40,8 +40,13 @@ APPLETS: dict[str, str] = {
     "add": "add",
     "del": "del_",
     "fix": "fix",
+    "info": "info",
+    "list": "list_",
+    "policy": "policy",
+    "search": "search",
     "upgrade": "upgrade",
     "version": "version",
+    "why": "why",
 }
 
 
