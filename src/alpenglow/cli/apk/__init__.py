@@ -40,11 +40,13 @@ APPLETS: dict[str, str] = {
     "add": "add",
     "del": "del_",
     "fix": "fix",
+    "index": "index",
     "info": "info",
     "list": "list_",
     "policy": "policy",
     "search": "search",
     "upgrade": "upgrade",
+    "verify": "verify",
     "version": "version",
     "why": "why",
 }
