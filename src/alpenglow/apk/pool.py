@@ -29,7 +29,15 @@ if TYPE_CHECKING:
     from alpenglow.apk.dependency import Dependency
     from alpenglow.apk.index import Package
 
-__all__ = ["HASH_BUCKETS", "Compat", "Pool", "RepoInfo", "name_hash", "normalize_index_package"]
+__all__ = [
+    "HASH_BUCKETS",
+    "Compat",
+    "Pool",
+    "RepoInfo",
+    "murmur3_32",
+    "name_hash",
+    "normalize_index_package",
+]
 
 
 def __dir__() -> list[str]:
@@ -42,9 +50,17 @@ HASH_BUCKETS = 20000
 
 def name_hash(name: str) -> int:
     """apk's ``apk_blob_hash``: 32-bit murmur3 of the UTF-8 bytes with seed 5381."""
-    data = name.encode("utf-8", "surrogateescape")
+    return murmur3_32(name.encode("utf-8", "surrogateescape"), 5381)
+
+
+def murmur3_32(data: bytes, seed: int) -> int:
+    """MurmurHash3 (x86, 32-bit).
+
+    >>> hex(murmur3_32(b"hello", 0))
+    '0x248bfa47'
+    """
     length = len(data)
-    h = 5381
+    h = seed
     c1 = 0xCC9E2D51
     c2 = 0x1B873593
     mask = 0xFFFFFFFF
@@ -206,6 +222,7 @@ class Pool:
         self._late_rdepends: dict[str, list[str]] = {}
         self._late_rinstall_if: dict[str, list[str]] = {}
         self._creation: dict[str, int] | None = None
+        self._buckets: dict[str, int] = {}
         self._installed_cands: tuple[Candidate, ...] = ()
         self._available_repos = 0
         self._local_repos = 0
@@ -482,13 +499,24 @@ class Pool:
             self._reviif = reviif
         return self._revdeps, self._reviif
 
-    def _ordered(self, cands: Iterable[Candidate]) -> list[str]:
+    def _ordered(self, cands: Sequence[Candidate]) -> list[str]:
+        if len(cands) == 1 and not cands[0].package.provides:
+            return [cands[0].package.name]
         names: set[str] = set()
         for cand in cands:
             names.add(cand.package.name)
             for d in cand.package.provides:
                 names.add(d.name)
-        keyed = sorted((name_hash(n) % HASH_BUCKETS, n) for n in names)
+        if len(names) == 1:
+            return list(names)
+        buckets = self._buckets
+        keyed = []
+        for n in names:
+            b = buckets.get(n)
+            if b is None:
+                b = buckets[n] = name_hash(n) % HASH_BUCKETS
+            keyed.append((b, n))
+        keyed.sort()
         for i in range(1, len(keyed)):
             if keyed[i][0] == keyed[i - 1][0]:
                 order = self._creation_order()
@@ -499,7 +527,11 @@ class Pool:
 
     def rdepends(self, name: str) -> Sequence[str]:
         revdeps, _ = self._reverse_maps()
-        out = self._ordered(revdeps.get(name, ()))
+        found = revdeps.get(name)
+        late = self._late_rdepends.get(name)
+        if found is None and late is None:
+            return ()
+        out = self._ordered(found or ())
         for n in self._late_rdepends.get(name, ()):
             if n not in out:
                 out.append(n)
@@ -507,7 +539,11 @@ class Pool:
 
     def rinstall_if(self, name: str) -> Sequence[str]:
         _, reviif = self._reverse_maps()
-        out = self._ordered(reviif.get(name, ()))
+        found = reviif.get(name)
+        late = self._late_rinstall_if.get(name)
+        if found is None and late is None:
+            return ()
+        out = self._ordered(found or ())
         for n in self._late_rinstall_if.get(name, ()):
             if n not in out:
                 out.append(n)
