@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
 from alpenglow.apk import version
@@ -47,6 +48,7 @@ __all__ = [
     "QuerySpec",
     "RepositoryIndex",
     "compare_display",
+    "compile_glob",
     "sort_display",
     "sort_names",
 ]
@@ -207,9 +209,10 @@ def sort_names(names: Iterable[str]) -> list[str]:
     return sorted(names, key=_name_key)
 
 
-def _casefold_match(pattern: str, value: str) -> bool:
-    """``fnmatch(pattern, value, FNM_CASEFOLD)``."""
-    return fnmatch.fnmatchcase(value.lower(), pattern.lower())
+@functools.lru_cache(maxsize=256)
+def compile_glob(pattern: str) -> re.Pattern[str]:
+    """A shell glob as apk matches names with it: ``fnmatch(..., FNM_CASEFOLD)``."""
+    return re.compile(fnmatch.translate(pattern), re.IGNORECASE)
 
 
 def _has_wildcard(text: str) -> bool:
@@ -233,12 +236,6 @@ class _Draft:
         self.tag = 0
 
 
-@dataclass
-class _Name:
-    providers: list[Provider] = field(default_factory=list)
-    has_repository_providers: bool = False
-
-
 class Catalog:
     """apk's database as the read-only applets see it (see the module docstring).
 
@@ -257,7 +254,8 @@ class Catalog:
         triggers: Mapping[bytes, tuple[str, ...]] | None = None,
     ) -> None:
         self.world: tuple[Dependency, ...] = tuple(world)
-        self._names: dict[str, _Name] = {}
+        self._names: dict[str, list[Provider]] = {}  # in creation order
+        self._repo_provided: set[str] = set()
         self._tags: list[str] = [""]
         self._tag_ids: dict[str, int] = {"": 0}
         self._rdepends: dict[str, list[str]] | None = None
@@ -266,8 +264,9 @@ class Catalog:
         self._dir_owner: dict[str, Entry] = {}
         self._file_owner: dict[str, Entry] = {}
 
+        names = self._names
         for dep in self.world:
-            self._name(dep.name)
+            names.setdefault(dep.name, [])
             if dep.tag:
                 self.tag_id(dep.tag)
 
@@ -291,9 +290,8 @@ class Catalog:
                 draft.record = record
                 draft.tag = self.tag_id(pkg.repository_tag) if pkg.repository_tag else 0
             if draft.repos and not old_repos:
-                self._name(pkg.name).has_repository_providers = True
-                for dep in draft.package.provides:
-                    self._name(dep.name).has_repository_providers = True
+                self._repo_provided.add(pkg.name)
+                self._repo_provided.update(dep.name for dep in draft.package.provides)
 
         for record in installed:
             add(record.package, -1, record)
@@ -331,9 +329,9 @@ class Catalog:
         self.entries: tuple[Entry, ...] = tuple(entries)
         for entry in entries:
             pkg = entry.package
-            self._name(pkg.name).providers.append(Provider(entry, pkg.version))
+            names[pkg.name].append(Provider(entry, pkg.version))
             for dep in pkg.provides:
-                self._name(dep.name).providers.append(Provider(entry, dep.version))
+                names[dep.name].append(Provider(entry, dep.version))
 
         allowed = [0] * len(self._tags)
         available = 0
@@ -350,21 +348,19 @@ class Catalog:
 
     # -- building
 
-    def _name(self, name: str) -> _Name:
-        state = self._names.get(name)
-        if state is None:
-            state = self._names[name] = _Name()
-        return state
-
     def _touch_names(self, pkg: Package, *, installed: bool) -> None:
         """Create names in the order apk's parser meets them in a stanza."""
-        self._name(pkg.name)
+        names = self._names
+        if pkg.name not in names:
+            names[pkg.name] = []
         for deps in (pkg.depends, pkg.provides, pkg.install_if):
             for dep in deps:
-                self._name(dep.name)
+                if dep.name not in names:
+                    names[dep.name] = []
         if installed:
             for dep in pkg.replaces:
-                self._name(dep.name)
+                if dep.name not in names:
+                    names[dep.name] = []
 
     # -- tags and repositories
 
@@ -399,14 +395,13 @@ class Catalog:
     def has_name(self, name: str) -> bool:
         return name in self._names
 
-    def providers(self, name: str) -> tuple[Provider, ...]:
-        """The packages providing ``name``, in load order."""
-        state = self._names.get(name)
-        return tuple(state.providers) if state else ()
+    def providers(self, name: str) -> Sequence[Provider]:
+        """The packages providing ``name``, in load order (do not modify)."""
+        return self._names.get(name, ())
 
     def has_repository_providers(self, name: str) -> bool:
-        state = self._names.get(name)
-        return state.has_repository_providers if state else False
+        """Whether a repository lists a package with this name or providing it."""
+        return name in self._repo_provided
 
     def installed_named(self, name: str) -> Entry | None:
         """The installed package called ``name`` (apk_pkg_get_installed)."""
@@ -444,7 +439,7 @@ class Catalog:
             for name in _walk_order(self._names):
                 seen_dep: set[str] = set()
                 seen_iif: set[str] = set()
-                for prov in self._names[name].providers:
+                for prov in self._names[name]:
                     pkg = prov.entry.package
                     for dep in pkg.depends:
                         if dep.name not in seen_dep:
@@ -619,7 +614,11 @@ class _Query:
     def __init__(self, catalog: Catalog, spec: QuerySpec) -> None:
         self.catalog = catalog
         self.spec = spec
-        self.match = spec.match or frozenset({Field.NAME})
+        match = spec.match or frozenset({Field.NAME})
+        self.name_only = match == {Field.NAME}
+        self.by_name = Field.NAME in match
+        self.strings = [attr for fld, attr in _STRING_FIELDS if fld in match]
+        self.deps = [(attr, fld is Field.PROVIDES) for fld, attr in _DEP_FIELDS if fld in match]
         self.selected: dict[int, Entry] = {}
         self.has_matches = False
 
@@ -632,7 +631,7 @@ class _Query:
             for pattern in patterns:
                 matcher = _Matcher.build(pattern, self.spec.search)
                 self.has_matches = False
-                if self.match == {Field.NAME} and not matcher.wildcard:
+                if self.name_only and not matcher.wildcard:
                     if self.catalog.has_name(matcher.name):
                         self._match_name(matcher.name, matcher)
                 else:
@@ -646,13 +645,13 @@ class _Query:
         self.selected.setdefault(entry.index, entry)
 
     def _match_name(self, name: str, matcher: _Matcher | None) -> None:
+        """apk's match_name: ``matcher`` None is the "no pattern, match all" mode."""
         spec, catalog = self.spec, self.catalog
         if spec.orphaned and catalog.has_repository_providers(name):
             return
-        match = frozenset() if matcher is None else self.match
-        name_match = Field.NAME in match and matcher is not None and matcher.string(name)
-        other_fields = match - {Field.NAME}
-        if match and not name_match and not other_fields:
+        name_match = matcher is not None and self.by_name and matcher.string(name)
+        other_fields = matcher is not None and bool(self.strings or self.deps)
+        if matcher is not None and not name_match and not other_fields:
             return
         best: Entry | None = None
         for prov in catalog.providers(name):
@@ -665,16 +664,17 @@ class _Query:
                 continue
             if spec.upgradable and catalog.upgradable_from(entry) is None:
                 continue
-            if not match or (name_match and matcher is not None and matcher.provided_by(prov)):
+            if matcher is None:
                 self.has_matches = True
-                if spec.all_matches or not match:
-                    self._select(entry)
-                    if not spec.all_matches:
-                        continue
-                else:
+                self._select(entry)
+                continue
+            if name_match and matcher.provided_by(prov):
+                self.has_matches = True
+                if not spec.all_matches:
                     best = _better(best, entry)
                     continue
-            if matcher is None or not self._other_fields(entry, matcher, other_fields):
+                self._select(entry)
+            if not other_fields or not self._other_fields(entry, matcher):
                 continue
             self.has_matches = True
             if spec.all_matches:
@@ -684,21 +684,18 @@ class _Query:
         if best is not None:
             self._select(best)
 
-    def _other_fields(self, entry: Entry, matcher: _Matcher, fields: frozenset[Field]) -> bool:
+    def _other_fields(self, entry: Entry, matcher: _Matcher) -> bool:
         pkg = entry.package
-        for fld, attr in _STRING_FIELDS:
-            if fld in fields:
-                value = getattr(pkg, attr)
-                if value and matcher.blob(value):
-                    return True
-        for fld, attr in _DEP_FIELDS:
-            if fld not in fields:
-                continue
+        for attr in self.strings:
+            value = getattr(pkg, attr)
+            if value and matcher.blob(value):
+                return True
+        for attr, provides in self.deps:
             deps: tuple[Dependency, ...] = getattr(pkg, attr)
             for dep in deps:
                 if not matcher.string(dep.name):
                     continue
-                if fld is Field.PROVIDES and not matcher.version_ok(dep.version):
+                if provides and not matcher.version_ok(dep.version):
                     continue
                 return True
         return False
@@ -723,23 +720,28 @@ class _Matcher:
     name: str  # the name part (what exact string fields are compared with)
     op: int
     version: str | None
-    wildcard: bool
+    glob: re.Pattern[str] | None  # set for wildcard patterns
+
+    @property
+    def wildcard(self) -> bool:
+        return self.glob is not None
 
     @classmethod
     def build(cls, arg: str, search: bool) -> _Matcher:
         if search:
-            return cls(f"*{arg}*", f"*{arg}*", int(ANY), None, True)
+            pattern = f"*{arg}*"
+            return cls(pattern, pattern, int(ANY), None, compile_glob(pattern))
         name, op, ver = _split_dependency(arg)
-        return cls(arg, name, op, ver, _has_wildcard(arg))
+        return cls(arg, name, op, ver, compile_glob(arg) if _has_wildcard(arg) else None)
 
     def string(self, value: str) -> bool:
-        if self.wildcard:
-            return _casefold_match(self.pattern, value)
+        if self.glob is not None:
+            return self.glob.match(value) is not None
         return value == self.pattern
 
     def blob(self, value: str) -> bool:
-        if self.wildcard:
-            return _casefold_match(self.pattern, value)
+        if self.glob is not None:
+            return self.glob.match(value) is not None
         return value == self.name
 
     def provided_by(self, prov: Provider) -> bool:

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from alpenglow.apk import version
-from alpenglow.apk.catalog import Catalog, Entry, sort_display
+from alpenglow.apk.catalog import Catalog, Entry, compile_glob, sort_display
 from alpenglow.apk.dependency import Dependency
 
 __all__ = [
@@ -385,9 +385,7 @@ def _sorted_matching_names(catalog: Catalog, patterns: Sequence[str]) -> list[st
 
 
 def _fnmatch(pattern: str, value: str) -> bool:
-    import fnmatch
-
-    return fnmatch.fnmatchcase(value.lower(), pattern.lower())
+    return compile_glob(pattern).match(value) is not None
 
 
 # --------------------------------------------------------------------------------------

@@ -253,7 +253,12 @@ def open_catalog(options: OpenOptions, warn: Callable[[str], None]) -> Catalog:
         if options.installed:
             data = _read(db_dir / "installed")
             if data is not None:
-                for record in parse_installed(data, source=str(db_dir / "installed")):
+                source = db_dir / "installed"
+                for record in parse_installed(data, source=str(source)):
+                    if not identity_key(record.package.checksum):
+                        raise DatabaseError(
+                            f"{source}: package {record.package.name!r} has no valid C: identity"
+                        )
                     pkg, _broken = normalize_index_package(record.package, compat)
                     installed.append(InstalledPackage(pkg, record.dirs))
             data = _read(db_dir / "triggers")
