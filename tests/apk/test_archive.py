@@ -377,3 +377,12 @@ def test_regular_typeflag_constants() -> None:
 )
 def test_unsafe_path_reason(path: str, reason: str | None) -> None:
     assert unsafe_path_reason(path) == reason
+
+
+def test_split_gzip_per_member_caps() -> None:
+    blob = gzip_member(bytes(500)) + gzip_member(bytes(5000)) + gzip_member(bytes(5000))
+    assert len(split_gzip(blob, max_member_size=(1000, 6000))) == 3
+    with pytest.raises(ArchiveError, match="member 1 decompresses to more than 100 bytes"):
+        split_gzip(blob, max_member_size=(100, 6000))
+    with pytest.raises(ArchiveError, match="member 3 decompresses to more than 4000 bytes"):
+        split_gzip(blob, max_member_size=(1000, 6000, 4000))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from alpenglow.errors import ArchiveError
@@ -86,17 +86,20 @@ def split_gzip(
     data: bytes,
     *,
     source: str = "archive",
-    max_member_size: int = DEFAULT_MAX_MEMBER_SIZE,
+    max_member_size: int | Sequence[int] = DEFAULT_MAX_MEMBER_SIZE,
     max_total_size: int = DEFAULT_MAX_TOTAL_SIZE,
     max_members: int | None = None,
 ) -> list[GzipMember]:
     """Decode the concatenated gzip members of ``data``.
 
     Each member is decoded on its own; where its deflate stream and trailer end is where the
-    next member starts. Raises :class:`ArchiveError` naming ``source`` for empty input, bytes
-    that are not gzip, a member cut short, more than ``max_members`` members, or a member
-    (or all of them together) that would decompress beyond the caps.
+    next member starts. ``max_member_size`` caps each member's decompressed size; a sequence
+    gives the caps of the first members in turn (its last value applies to the rest).
+    Raises :class:`ArchiveError` naming ``source`` for empty input, bytes that are not gzip,
+    a member cut short, more than ``max_members`` members, or a member (or all of them
+    together) that would decompress beyond the caps.
     """
+    caps = (max_member_size,) if isinstance(max_member_size, int) else tuple(max_member_size)
     if not data:
         raise ArchiveError(f"{source}: empty file, expected gzip data")
     members: list[GzipMember] = []
@@ -109,7 +112,8 @@ def split_gzip(
             raise ArchiveError(
                 f"{source}: more than {max_members} gzip member(s) (extra data at byte {pos})"
             )
-        limit = min(max_member_size, max_total_size - total)
+        member_cap = caps[min(len(members), len(caps) - 1)]
+        limit = min(member_cap, max_total_size - total)
         decoder = zlib.decompressobj(31)
         try:
             payload = decoder.decompress(view[pos:], limit + 1)
@@ -117,13 +121,13 @@ def split_gzip(
             what = "not gzip data" if not members else "garbage after the last gzip member"
             raise ArchiveError(f"{source}: {what} at byte {pos} ({exc})") from None
         if len(payload) > limit:
-            if limit < max_member_size:
+            if limit < member_cap:
                 raise ArchiveError(
                     f"{source}: decompresses to more than {max_total_size} bytes in total"
                 )
             raise ArchiveError(
                 f"{source}: gzip member {len(members) + 1} decompresses to more than "
-                f"{max_member_size} bytes"
+                f"{member_cap} bytes"
             )
         if not decoder.eof:
             raise ArchiveError(

@@ -300,7 +300,8 @@ def read_package(
     members = split_gzip(
         data,
         source=source,
-        max_member_size=max_size,
+        # member 1 is the signature or (unsigned) the control member, never the data
+        max_member_size=(_MAX_CONTROL_SIZE, max_size),
         max_total_size=max_size + 2 * _MAX_CONTROL_SIZE,
         max_members=3,
     )
