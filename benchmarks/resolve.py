@@ -145,7 +145,9 @@ def main() -> int:
     print(f"in-process: index load {load * 1000:.0f} ms; pool+solve {solve_time * 1000:.0f} ms")
     print(f"  ({count} changes)")
     built, solved, changes = synthetic()
-    print(f"synthetic 100,000 packages: pool {built:.2f} s, solve {solved:.2f} s ({changes} changes)")
+    print(
+        f"synthetic 100,000 packages: pool {built:.2f} s, solve {solved:.2f} s ({changes} changes)"
+    )
     return 0
 
 

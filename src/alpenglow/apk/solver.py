@@ -437,10 +437,11 @@ class _Solver:
     # -- name and package state -----------------------------------------------------------
 
     def name(self, name: str) -> _Name:
-        st = self.names.get(name)
-        if st is None:
+        try:
+            return self.names[name]
+        except KeyError:
             st = self.names[name] = _Name(name)
-        return st
+            return st
 
     def providers(self, st: _Name) -> list[tuple[_Pkg, str | None]]:
         provs = st.providers
@@ -455,9 +456,12 @@ class _Solver:
             ps = _Pkg(cand, self.name(cand.package.name))
             getname = self.name
             pkg = cand.package
-            ps.depends = [(d, getname(d.name)) for d in pkg.depends]
-            ps.provides = [(d, getname(d.name)) for d in pkg.provides]
-            ps.install_if = [(d, getname(d.name)) for d in pkg.install_if]
+            if pkg.depends:
+                ps.depends = [(d, getname(d.name)) for d in pkg.depends]
+            if pkg.provides:
+                ps.provides = [(d, getname(d.name)) for d in pkg.provides]
+            if pkg.install_if:
+                ps.install_if = [(d, getname(d.name)) for d in pkg.install_if]
             repos = cand.repos
             if cand.installed:
                 repos |= self.tag_allowed(cand.repository_tag)
@@ -620,13 +624,17 @@ class _Solver:
             st.no_iif = st.no_iif and ps.iif_failed
             if ps.name is not st:
                 num_virtual += 1
+        discover = self.discover
         for st0 in self.rinstall_if(st):
-            self.discover(st0)
+            if not st0.seen:
+                discover(st0)
         for ps, _ in providers:
             for st0 in self.rinstall_if(ps.name):
-                self.discover(st0)
+                if not st0.seen:
+                    discover(st0)
             for _, st0 in ps.provides:
-                self.discover(st0)
+                if not st0.seen:
+                    discover(st0)
         order_flags = 0
         if st.name not in self.flagged:
             order_flags |= 1 << 31
@@ -639,7 +647,8 @@ class _Solver:
         st.order_id = order_id - (1 << 32) if order_id & (1 << 31) else order_id
         for ps, _ in providers:
             for _, st0 in ps.install_if:
-                self.discover(st0)
+                if not st0.seen:
+                    discover(st0)
 
     def _discover_pkg(self, ps: _Pkg) -> None:
         cand = ps.cand
@@ -660,7 +669,8 @@ class _Solver:
         ps.tag_preferred = cand.package.installed_size == 0 or bool(ps.repos & self.default_repos)
         ps.tag_ok = ps.tag_preferred or cand.cached_non_repository or cand.installed
         for _, st0 in ps.depends:
-            self.discover(st0)
+            if not st0.seen:
+                self.discover(st0)
 
     def name_requirers_changed(self, st: _Name) -> None:
         self.queue_unresolved(st, False)
