@@ -18,6 +18,7 @@ after that (``add --virtual``) are appended like apk's late additions.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -65,14 +66,14 @@ def murmur3_32(data: bytes, seed: int) -> int:
     c2 = 0x1B873593
     mask = 0xFFFFFFFF
     nblocks = length // 4
-    for i in range(nblocks):
-        k = int.from_bytes(data[4 * i : 4 * i + 4], "little")
-        k = (k * c1) & mask
-        k = ((k << 15) | (k >> 17)) & mask
-        k = (k * c2) & mask
-        h ^= k
-        h = ((h << 13) | (h >> 19)) & mask
-        h = (h * 5 + 0xE6546B64) & mask
+    if nblocks:
+        for block in struct.unpack_from(f"<{nblocks}I", data):
+            k = (block * c1) & mask
+            k = ((k << 15) | (k >> 17)) & mask
+            k = (k * c2) & mask
+            h ^= k
+            h = ((h << 13) | (h >> 19)) & mask
+            h = (h * 5 + 0xE6546B64) & mask
     tail = data[4 * nblocks :]
     k = 0
     if len(tail) == 3:
