@@ -13,6 +13,7 @@ world file. Names may carry namespaces (``so:libc.musl-x86_64.so.1``, ``cmd:sh``
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -44,6 +45,24 @@ _COMPARERS = frozenset("<>=~")
 _SEPARATORS = frozenset(" \t\n")
 # Characters that can never be part of a name: separators, comparers, control characters.
 _FORBIDDEN_IN_NAME = frozenset(" \t\n\r\v\f<>=~@!") | frozenset(map(chr, range(32)))
+
+
+# The well-formed atom, in one pass: conflict, name, tag, operator, version. Anything that
+# does not match goes through the careful parser, which knows where the problem is.
+_ATOM = re.compile(r"(!?)([^<>=~@!\x00-\x20]+)(?:@([^<>=~@!\x00-\x20]+))?(?:([<>=~]+)(.*))?\Z")
+_OPS: dict[str, Op] = {
+    "<": Op.LT,
+    "<=": Op.LT | Op.EQ,
+    "=<": Op.LT | Op.EQ,
+    "<~": Op.LT | Op.EQ | Op.FUZZY,
+    "~": Op.EQ | Op.FUZZY,
+    "=": Op.EQ,
+    ">=": Op.GT | Op.EQ,
+    "=>": Op.GT | Op.EQ,
+    ">~": Op.GT | Op.EQ | Op.FUZZY,
+    ">": Op.GT,
+    "><": CHECKSUM,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +114,19 @@ def parse(text: str) -> Dependency:
     >>> dep.name, dep.op, dep.version
     ('so:libc.musl-x86_64.so.1', <Op.EQ: 1>, '1')
     """
+    match = _ATOM.match(text)
+    if match is not None:
+        bang, name, tag, op_text, version = match.groups()
+        if op_text is None:
+            return Dependency(name, ANY, None, bool(bang), tag)
+        op = _OPS.get(op_text)
+        if op is not None and version and (op == CHECKSUM or is_valid(version)):
+            return Dependency(name, op, version, bool(bang), tag)
+    return _parse_slowly(text)
+
+
+def _parse_slowly(text: str) -> Dependency:
+    """The character-by-character parser: accepts what apk accepts, and says where not."""
     pos = 0
     conflict = text.startswith("!")
     if conflict:
