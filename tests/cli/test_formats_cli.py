@@ -230,3 +230,25 @@ def test_index_untrusted_package(run_cli: Run, setup: Path) -> None:
     )
     assert allowed.returncode == 0, allowed.stderr
     assert out.exists()
+
+
+def test_verify_accepts_signed_index_and_refuses_tampered_one(run_cli: Run, setup: Path) -> None:
+    a1 = _create(run_cli, setup, "aaa", "1.0-r0")
+    out = setup / "APKINDEX.tar.gz"
+    made = run_cli(
+        "apk", "--root", str(setup / "root"), "index", "-o", str(out),
+        "--sign-key", str(setup / "keys" / KEY), str(a1),
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    ok = run_cli("apk", "--root", str(setup / "root"), "verify", str(out), str(a1))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout == f"{out}: OK\n{a1}: OK\n"
+    data = bytearray(out.read_bytes())
+    data[-30] ^= 0xFF
+    bad = setup / "bad-APKINDEX.tar.gz"
+    bad.write_bytes(bytes(data))
+    result = run_cli("apk", "--root", str(setup / "root"), "verify", str(bad))
+    assert result.returncode == 1
+    assert result.stdout.startswith(f"{bad}: ")
+    assert result.stdout.count("\n") == 1
+    _no_traceback(result.stderr)

@@ -1,5 +1,8 @@
 """``apk verify FILE...``: check packages' signatures and checksums, like apk-tools 3.
 
+Signed indexes (``APKINDEX.tar.gz``) are recognised by their content and verified too: the
+signature over the index member must be by a trusted key and the index must parse.
+
 Each file is read completely: the signature must be by a trusted key (``--keys-dir``, or
 ROOT/etc/apk/keys and ROOT/lib/apk/keys; ``--allow-untrusted`` waives this), and the
 datahash and every file's checksum must match. Prints ``FILE: OK`` or ``FILE: <problem>``
@@ -39,8 +42,22 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="package files to verify")
 
 
+def _is_index(data: bytes) -> bool:
+    """Whether ``data`` is an APKINDEX.tar.gz: an index member holding DESCRIPTION/APKINDEX,
+    optionally after a signature member."""
+    from alpenglow.apk.archive import iter_tar, split_gzip
+
+    try:
+        members = split_gzip(data, max_members=2)
+        first = next(iter_tar(members[-1].payload), None)
+    except AlpenglowError:
+        return False
+    return first is not None and first.path in ("DESCRIPTION", "APKINDEX")
+
+
 def _problem(path: str, keys: Keyring, allow_untrusted: bool) -> str | None:
     """None when ``path`` verifies, else the problem (starting with ``path: ``)."""
+    from alpenglow.apk.index import load_index_archive
     from alpenglow.apk.package import read_package
 
     try:
@@ -48,6 +65,9 @@ def _problem(path: str, keys: Keyring, allow_untrusted: bool) -> str | None:
     except OSError as exc:
         return f"{path}: {exc.strerror or exc}"
     try:
+        if _is_index(data):
+            load_index_archive(data, keys, source=path, allow_untrusted=allow_untrusted)
+            return None
         apk = read_package(data, keys, source=path, allow_untrusted=allow_untrusted)
         for _ in apk.entries(verify=True):
             pass
