@@ -258,8 +258,9 @@ class Catalog:
         self._repo_provided: set[str] = set()
         self._tags: list[str] = [""]
         self._tag_ids: dict[str, int] = {"": 0}
-        self._rdepends: dict[str, list[str]] | None = None
-        self._rinstall_if: dict[str, list[str]] = {}
+        self._rdepends: dict[str, set[str]] | None = None
+        self._rinstall_if: dict[str, set[str]] = {}
+        self._created: dict[str, int] | None = None
         self._contents: dict[int, tuple[tuple[str, tuple[str, ...]], ...]] | None = None
         self._dir_owner: dict[str, Entry] = {}
         self._file_owner: dict[str, Entry] = {}
@@ -291,7 +292,8 @@ class Catalog:
                 draft.tag = self.tag_id(pkg.repository_tag) if pkg.repository_tag else 0
             if draft.repos and not old_repos:
                 self._repo_provided.add(pkg.name)
-                self._repo_provided.update(dep.name for dep in draft.package.provides)
+                for dep in draft.package.provides:
+                    self._repo_provided.add(dep.name)
 
         for record in installed:
             add(record.package, -1, record)
@@ -432,35 +434,41 @@ class Catalog:
 
     # -- reverse relations
 
-    def _reverse_lists(self) -> dict[str, list[str]]:
+    def _reverse_sets(self) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+        """For each name: the names whose providers depend on it / have it in install_if
+        (a package stands for its own name and every name it provides)."""
         if self._rdepends is None:
-            rdepends: dict[str, list[str]] = {}
-            rinstall_if: dict[str, list[str]] = {}
-            for name in _walk_order(self._names):
-                seen_dep: set[str] = set()
-                seen_iif: set[str] = set()
-                for prov in self._names[name]:
-                    pkg = prov.entry.package
-                    for dep in pkg.depends:
-                        if dep.name not in seen_dep:
-                            seen_dep.add(dep.name)
-                            rdepends.setdefault(dep.name, []).append(name)
-                    for dep in pkg.install_if:
-                        if dep.name not in seen_iif:
-                            seen_iif.add(dep.name)
-                            rinstall_if.setdefault(dep.name, []).append(name)
+            rdepends: dict[str, set[str]] = {}
+            rinstall_if: dict[str, set[str]] = {}
+            for entry in self.entries:
+                pkg = entry.package
+                if not pkg.depends and not pkg.install_if:
+                    continue
+                own = [pkg.name, *(p.name for p in pkg.provides)]
+                for dep in pkg.depends:
+                    rdepends.setdefault(dep.name, set()).update(own)
+                for dep in pkg.install_if:
+                    rinstall_if.setdefault(dep.name, set()).update(own)
             self._rdepends = rdepends
             self._rinstall_if = rinstall_if
-        return self._rdepends
+        return self._rdepends, self._rinstall_if
+
+    def _table_order(self, names: Iterable[str]) -> tuple[str, ...]:
+        """``names`` in the order apk's name table is walked: by bucket of murmur3(name)
+        modulo 20000, the most recently created name first within a bucket."""
+        if self._created is None:
+            self._created = {name: i for i, name in enumerate(self._names)}
+        created = self._created
+        keyed = sorted((_bucket(n), -created.get(n, 0), n) for n in names)
+        return tuple(n for _b, _c, n in keyed)
 
     def rdepends(self, name: str) -> tuple[str, ...]:
         """Names whose providers depend on ``name``, in apk's name-table order."""
-        return tuple(self._reverse_lists().get(name, ()))
+        return self._table_order(self._reverse_sets()[0].get(name, ()))
 
     def rinstall_if(self, name: str) -> tuple[str, ...]:
         """Names whose providers have ``name`` in their install_if, in name-table order."""
-        self._reverse_lists()
-        return tuple(self._rinstall_if.get(name, ()))
+        return self._table_order(self._reverse_sets()[1].get(name, ()))
 
     def reverse_dependencies(
         self,
@@ -571,12 +579,9 @@ class Catalog:
         return _Query(self, spec).run(patterns)
 
 
-def _walk_order(names: Iterable[str]) -> list[str]:
-    """Names (given in creation order) in the order apk's name table visits them: by
-    bucket of murmur3(name) modulo 20000, the most recently created first in a bucket."""
-    keyed = [(name_hash(n) % HASH_BUCKETS, -i, n) for i, n in enumerate(names)]
-    keyed.sort()
-    return [n for _bucket, _i, n in keyed]
+@functools.lru_cache(maxsize=65536)
+def _bucket(name: str) -> int:
+    return name_hash(name) % HASH_BUCKETS
 
 
 def _replaces_dir(a: Package, b: Package) -> bool:
