@@ -47,6 +47,7 @@ __all__ = [
     "QueryResult",
     "QuerySpec",
     "RepositoryIndex",
+    "RepositoryInfo",
     "compare_display",
     "compile_glob",
     "sort_display",
@@ -160,8 +161,9 @@ class QuerySpec:
     """How :meth:`Catalog.query` matches (apk's ``struct apk_query_spec``).
 
     ``match`` empty means apk's default (the name only). ``search`` wraps every pattern in
-    ``*...*``. Without ``all_matches`` only the best package per name is kept (the installed
-    one, else the newest). ``empty_matches_all`` makes no patterns list every package.
+    ``*...*``. Without ``all_matches`` only apk's "best" package per name is kept: walking
+    the providers in load order, an installed package or a newer version replaces the
+    previous pick. ``empty_matches_all`` makes no patterns list every package.
     """
 
     match: frozenset[Field] = frozenset()
