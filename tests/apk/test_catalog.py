@@ -290,3 +290,23 @@ def test_installed_records_keep_triggers() -> None:
     db = [InstalledPackage(parse_index(stanza(1, "a", "1"))[0])]
     cat = Catalog(installed=db, triggers={identity_key(ident(1)): ("/usr/share/man",)})
     assert cat.entries[0].triggers == ("/usr/share/man",)
+
+
+def test_exports() -> None:
+    import alpenglow.apk.catalog as module
+
+    assert sorted(module.__all__) == [
+        "Catalog",
+        "Entry",
+        "Field",
+        "Provider",
+        "QueryResult",
+        "QuerySpec",
+        "RepositoryIndex",
+        "RepositoryInfo",
+        "compare_display",
+        "compile_glob",
+        "sort_display",
+        "sort_names",
+    ]
+    assert dir(module) == module.__all__

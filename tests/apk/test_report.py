@@ -211,3 +211,24 @@ def test_version_lines_and_limits() -> None:
     assert version_lines(cat, ["*"], 0, limit="=") == ["b"]
     assert version_lines(cat, [], 2, limit="") == version_lines(cat, [], 2)
     assert version_indexes(cat) == [" [main]", " [t]"]
+
+
+def test_exports() -> None:
+    import alpenglow.apk.report as module
+
+    assert sorted(module.__all__) == [
+        "INFO_ALL",
+        "INFO_DEFAULT",
+        "INFO_INSTALLED_ONLY",
+        "InfoField",
+        "ListOptions",
+        "human_size",
+        "info_exists",
+        "info_oneline",
+        "info_sections",
+        "list_lines",
+        "policy_lines",
+        "search_lines",
+        "version_indexes",
+        "version_lines",
+    ]

@@ -160,3 +160,14 @@ def test_missing_installed_database_is_empty(tmp_path: Path) -> None:
     (root / "lib/apk/db/installed").unlink()
     cat, _ = warnings_of(OpenOptions(root))
     assert cat.entries == ()
+
+
+def test_exports() -> None:
+    import alpenglow.apk.state as module
+
+    assert sorted(module.__all__) == [
+        "OpenOptions",
+        "open_catalog",
+        "parse_triggers",
+        "printable_url",
+    ]

@@ -87,3 +87,9 @@ def test_versions_and_virtual_providers() -> None:
     assert chains(cat, "mutt") == ["mutt <- app[mail-reader>=2] <- world[app]"]
     assert chains(cat, "pine") == []
     assert chains(cat, "app") == ["app <- world[app]"]
+
+
+def test_exports() -> None:
+    import alpenglow.apk.why as module
+
+    assert sorted(module.__all__) == ["Chain", "Reason", "Step", "explain", "format_chain"]
