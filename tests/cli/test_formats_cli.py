@@ -252,3 +252,35 @@ def test_verify_accepts_signed_index_and_refuses_tampered_one(run_cli: Run, setu
     assert result.stdout.startswith(f"{bad}: ")
     assert result.stdout.count("\n") == 1
     _no_traceback(result.stderr)
+
+
+def test_info_file_shows_metadata(run_cli: Run, setup: Path) -> None:
+    apk = _create(
+        run_cli, setup, "hello", "1.0-r0", "-D", "so:libc.musl-x86_64.so.1",
+        "--description", "says hello", "--license", "MIT",
+    )  # fmt: skip
+    root = str(setup / "root")
+    result = run_cli("apk", "--root", root, "info", "--file", str(apk), "-d", "-R", "-L")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        "hello-1.0-r0 description:\nsays hello\n\n"
+        "hello-1.0-r0 depends on:\nso:libc.musl-x86_64.so.1\n\n"
+        "hello-1.0-r0 contains:\nusr/bin/hello\n\n"
+    )
+    default = run_cli("apk", "--root", root, "info", "--file", str(apk))
+    assert default.stdout.startswith("hello-1.0-r0 description:\nsays hello\n\n")
+    assert "hello-1.0-r0 installed size:\n" in default.stdout
+
+
+def test_info_file_refuses_untrusted_and_garbage(run_cli: Run, setup: Path) -> None:
+    apk = _create(run_cli, setup, "hello", "1.0-r0")
+    untrusted = run_cli("apk", "--root", str(setup), "info", "--file", str(apk))
+    assert untrusted.returncode == 1
+    assert untrusted.stderr.startswith(f"ERROR: {apk}: ")
+    assert untrusted.stderr.count("\n") == 1
+    garbage = setup / "garbage.apk"
+    garbage.write_bytes(b"not a package")
+    result = run_cli("apk", "--allow-untrusted", "info", "--file", str(garbage))
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"ERROR: {garbage}: ")
+    _no_traceback(result.stderr)

@@ -131,45 +131,78 @@ def _deps(entry: Entry, title: str, deps: Sequence[Dependency], verbosity: int) 
 
 def info_sections(catalog: Catalog, entry: Entry, fields: InfoField, verbosity: int) -> list[str]:
     """What ``apk info -FLAGS PKG`` prints for one package."""
-    pkg = entry.package
     if entry.installed is None:
         fields &= ~INFO_INSTALLED_ONLY
     out: list[str] = []
-    if InfoField.DESCRIPTION in fields:
-        out += _blob(entry, "description", pkg.description, verbosity)
-    if InfoField.WEBPAGE in fields:
-        out += _blob(entry, "webpage", pkg.url, verbosity)
-    if InfoField.SIZE in fields:
-        out += _blob(entry, "installed size", human_size(pkg.installed_size), verbosity)
-    if InfoField.DEPENDS in fields:
-        out += _deps(entry, "depends on", pkg.depends, verbosity)
-    if InfoField.PROVIDES in fields:
-        out += _deps(entry, "provides", pkg.provides, verbosity)
-    if InfoField.RDEPENDS in fields:
-        rdeps = catalog.reverse_dependencies(entry, installed_only=True)
-        out += _items(entry, "is required by", [str(e) for e, _dep in rdeps], verbosity)
-    if InfoField.CONTENTS in fields:
-        out += _contents(catalog, entry, verbosity)
-    if InfoField.TRIGGERS in fields:
-        out += _triggers(entry, verbosity)
-    if InfoField.INSTALL_IF in fields:
-        out += _deps(entry, "has auto-install rule", pkg.install_if, verbosity)
-    if InfoField.RINSTALL_IF in fields:
-        out += _items(
-            entry, "affects auto-installation of", _rinstall_if(catalog, entry), verbosity
-        )
-    if InfoField.REPLACES in fields:
-        out += _deps(entry, "replaces", pkg.replaces, verbosity)
-    if InfoField.LICENSE in fields:
-        out += _blob(entry, "license", pkg.license, verbosity)
+    for section in InfoField:
+        if section not in fields:
+            continue
+        if section == InfoField.RDEPENDS:
+            rdeps = catalog.reverse_dependencies(entry, installed_only=True)
+            out += _items(entry, "is required by", [str(e) for e, _dep in rdeps], verbosity)
+        elif section == InfoField.CONTENTS:
+            out += _contents(catalog, entry, verbosity)
+        elif section == InfoField.RINSTALL_IF:
+            found = _rinstall_if(catalog, entry)
+            out += _items(entry, "affects auto-installation of", found, verbosity)
+        else:
+            out += _record_section(entry, section, verbosity)
     return out
 
 
+def _record_section(entry: Entry, section: InfoField, verbosity: int) -> list[str]:
+    """A section that reads only the package record (no other packages)."""
+    pkg = entry.package
+    if section == InfoField.DESCRIPTION:
+        return _blob(entry, "description", pkg.description, verbosity)
+    if section == InfoField.WEBPAGE:
+        return _blob(entry, "webpage", pkg.url, verbosity)
+    if section == InfoField.SIZE:
+        return _blob(entry, "installed size", human_size(pkg.installed_size), verbosity)
+    if section == InfoField.DEPENDS:
+        return _deps(entry, "depends on", pkg.depends, verbosity)
+    if section == InfoField.PROVIDES:
+        return _deps(entry, "provides", pkg.provides, verbosity)
+    if section == InfoField.TRIGGERS:
+        return _triggers(entry, verbosity)
+    if section == InfoField.INSTALL_IF:
+        return _deps(entry, "has auto-install rule", pkg.install_if, verbosity)
+    if section == InfoField.REPLACES:
+        return _deps(entry, "replaces", pkg.replaces, verbosity)
+    if section == InfoField.LICENSE:
+        return _blob(entry, "license", pkg.license, verbosity)
+    return []
+
+
 def _contents(catalog: Catalog, entry: Entry, verbosity: int) -> list[str]:
+    return _content_lines(entry, catalog.contents(entry), verbosity)
+
+
+def _content_lines(entry: Entry, paths: Sequence[str], verbosity: int) -> list[str]:
     prefix = f"{entry.package.name}: " if verbosity > 1 else ""
     lines = [f"{entry} contains:"] if verbosity == 1 else []
-    lines += [prefix + path for path in catalog.contents(entry)]
+    lines += [prefix + path for path in paths]
     return [*lines, ""]
+
+
+# Sections that need other packages (a database or repositories) to answer.
+_NEEDS_CATALOG = InfoField.RDEPENDS | InfoField.RINSTALL_IF
+
+
+def file_info_sections(
+    entry: Entry, paths: Sequence[str], fields: InfoField, verbosity: int
+) -> list[str]:
+    """What ``apk info -FLAGS --file PKG.apk`` prints: the sections of :func:`info_sections`
+    that a package file answers by itself, with ``paths`` (its files) as its contents."""
+    out: list[str] = []
+    for section in InfoField:
+        if section not in fields or section in _NEEDS_CATALOG:
+            continue
+        if section == InfoField.CONTENTS:
+            out += _content_lines(entry, paths, verbosity)
+        else:
+            out += _record_section(entry, section, verbosity)
+    return out
 
 
 def _triggers(entry: Entry, verbosity: int) -> list[str]:

@@ -12,18 +12,21 @@ import argparse
 import os
 from pathlib import Path
 
-from alpenglow.apk.catalog import Field, QuerySpec
+from alpenglow.apk.archive import DIRECTORY
+from alpenglow.apk.catalog import Entry, Field, QuerySpec
 from alpenglow.apk.report import (
     INFO_ALL,
     INFO_DEFAULT,
     INFO_INSTALLED_ONLY,
     InfoField,
+    file_info_sections,
     info_exists,
     info_oneline,
     info_sections,
 )
 from alpenglow.cli.apk import ApkContext, Applet
 from alpenglow.cli.apk._readonly import add_ordered, open_root, ordered, verbosity
+from alpenglow.errors import AlpenglowError
 
 __all__ = ["APPLET"]
 
@@ -62,6 +65,12 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     add_ordered(g, "-t", "--triggers", token="triggers", help="print the triggers")
     add_ordered(g, "-w", "--webpage", token="webpage", help="print the web page")
     add_ordered(g, "-W", "--who-owns", token="who-owns", help="print who owns the files")
+    parser.add_argument(
+        "--file",
+        dest="package_file",
+        metavar="PKG.apk",
+        help="show the metadata of a package file instead (alpenglow extension)",
+    )
     parser.add_argument("packages", nargs="*", metavar="PACKAGE")
 
 
@@ -104,6 +113,26 @@ def _who_owns(ctx: ApkContext, args: list[str], level: int) -> int:
     return errors
 
 
+def _package_file(ctx: ApkContext, path: str, fields: InfoField, level: int) -> int:
+    """``info --file PKG.apk``: the package's own metadata, checked (signature when a trusted
+    key is there or ``--allow-untrusted``, identity, datahash, every file's checksum)."""
+    from alpenglow.apk.package import read_package
+    from alpenglow.cli.apk.verify import trusted_keys
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise AlpenglowError(f"{path}: {exc.strerror or exc}") from None
+    keys = trusted_keys(ctx)
+    apk = read_package(data, keys, source=path, allow_untrusted=ctx.opts.allow_untrusted)
+    # Like ``info -L`` on an installed package: files, links and devices, not directories.
+    paths = [e.path for e in apk.entries(verify=True) if e.type != DIRECTORY]
+    entry = Entry(package=apk.package, index=0, triggers=apk.info.triggers)
+    for line in file_info_sections(entry, paths, fields, level):
+        ctx.out(line)
+    return 0
+
+
 def _run(ctx: ApkContext) -> int:
     level = verbosity(ctx)
     args: list[str] = [a for a in ctx.opts.packages if a]
@@ -117,6 +146,8 @@ def _run(ctx: ApkContext) -> int:
             who_owns = True
         else:
             fields |= _SECTIONS[token]
+    if ctx.opts.package_file:
+        return _package_file(ctx, ctx.opts.package_file, fields or INFO_DEFAULT, level)
     if who_owns:
         return min(_who_owns(ctx, args, level), 99)
     if exists:
