@@ -294,9 +294,9 @@ class _Pkg:
         self.cand = cand
         self.name = name
         self.provider_priority = cand.package.provider_priority or 0
-        self.depends: list[tuple[Dependency, _Name]] = []
-        self.provides: list[tuple[Dependency, _Name]] = []
-        self.install_if: list[tuple[Dependency, _Name]] = []
+        self.depends: Sequence[tuple[Dependency, _Name]] = ()
+        self.provides: Sequence[tuple[Dependency, _Name]] = ()
+        self.install_if: Sequence[tuple[Dependency, _Name]] = ()
         self.repos = 0
         self.conflicts = 0
         self.pinning_allowed = 0
@@ -437,50 +437,74 @@ class _Solver:
     # -- name and package state -----------------------------------------------------------
 
     def name(self, name: str) -> _Name:
-        try:
-            return self.names[name]
-        except KeyError:
+        st = self.names.get(name)
+        if st is None:
             st = self.names[name] = _Name(name)
-            return st
+        return st
+
+    def _names(self, names: Iterable[str]) -> list[_Name]:
+        """The states of ``names`` (created as needed), in order."""
+        table = self.names
+        out = []
+        for n in names:
+            st = table.get(n)
+            if st is None:
+                st = table[n] = _Name(n)
+            out.append(st)
+        return out
+
+    def _deps(self, deps: tuple[Dependency, ...]) -> list[tuple[Dependency, _Name]]:
+        table = self.names
+        out = []
+        for d in deps:
+            n = d.name
+            st = table.get(n)
+            if st is None:
+                st = table[n] = _Name(n)
+            out.append((d, st))
+        return out
 
     def providers(self, st: _Name) -> list[tuple[_Pkg, str | None]]:
         provs = st.providers
         if provs is None:
-            provs = st.providers = [(self.pkg(c), v) for c, v in self.provider.providers(st.name)]
+            pkgs = self.pkgs
+            make = self._make_pkg
+            provs = st.providers = []
+            for c, v in self.provider.providers(st.name):
+                ps = pkgs.get(id(c))
+                provs.append((make(c) if ps is None else ps, v))
         return provs
 
     def pkg(self, cand: Candidate) -> _Pkg:
-        key = id(cand)
-        ps = self.pkgs.get(key)
-        if ps is None:
-            ps = _Pkg(cand, self.name(cand.package.name))
-            getname = self.name
-            pkg = cand.package
-            if pkg.depends:
-                ps.depends = [(d, getname(d.name)) for d in pkg.depends]
-            if pkg.provides:
-                ps.provides = [(d, getname(d.name)) for d in pkg.provides]
-            if pkg.install_if:
-                ps.install_if = [(d, getname(d.name)) for d in pkg.install_if]
-            repos = cand.repos
-            if cand.installed:
-                repos |= self.tag_allowed(cand.repository_tag)
-            ps.repos = repos
-            self.pkgs[key] = ps
+        ps = self.pkgs.get(id(cand))
+        return self._make_pkg(cand) if ps is None else ps
+
+    def _make_pkg(self, cand: Candidate) -> _Pkg:
+        pkg = cand.package
+        ps = _Pkg(cand, self.name(pkg.name))
+        if pkg.depends:
+            ps.depends = self._deps(pkg.depends)
+        if pkg.provides:
+            ps.provides = self._deps(pkg.provides)
+        if pkg.install_if:
+            ps.install_if = self._deps(pkg.install_if)
+        repos = cand.repos
+        if cand.installed:
+            repos |= self.tag_allowed(cand.repository_tag)
+        ps.repos = repos
+        self.pkgs[id(cand)] = ps
         return ps
 
     def rdepends(self, st: _Name) -> list[_Name]:
         r = st.rdepends
         if r is None:
-            getname = self.name
-            r = st.rdepends = [getname(n) for n in self.provider.rdepends(st.name)]
+            r = st.rdepends = self._names(self.provider.rdepends(st.name))
         return r
 
     def rinstall_if(self, st: _Name) -> list[_Name]:
         r = st.rinstall_if
         if r is None:
-            getname = self.name
-            r = st.rinstall_if = [getname(n) for n in self.provider.rinstall_if(st.name)]
+            r = st.rinstall_if = self._names(self.provider.rinstall_if(st.name))
         return r
 
     def tag_allowed(self, tag: int) -> int:
