@@ -39,7 +39,14 @@ from typing import cast
 
 from alpenglow.apk.archive import TarEntry, gzip_member, iter_tar, split_gzip, write_tar
 from alpenglow.apk.dependency import Dependency, parse_cached
-from alpenglow.apk.signing import Keyring, Signer, parse_signature_name, verify_signatures
+from alpenglow.apk.signing import (
+    ALGORITHMS,
+    MAX_SIGNATURE_SIZE,
+    Keyring,
+    Signer,
+    parse_signature_name,
+    verify_signatures,
+)
 from alpenglow.errors import ArchiveError, IndexFormatError, InvalidDependency, SignatureError
 
 __all__ = [
@@ -552,6 +559,9 @@ class IndexArchive:
     description: str
     packages: tuple[Package, ...]
     key_name: str | None = None
+    signers: tuple[str, ...] = ()
+    """Key names of the signature entries that could decide, in archive order (known
+    algorithm, not oversized): the first one found in a keyring is the one checked."""
 
 
 def _signature_entries(payload: bytes, source: str) -> list[tuple[str, bytes]]:
@@ -561,6 +571,16 @@ def _signature_entries(payload: bytes, source: str) -> list[tuple[str, bytes]]:
             raise ArchiveError(f"{source}: unexpected entry {entry.path!r} in the signature member")
         entries.append((entry.path, entry.data))
     return entries
+
+
+def _signers(entries: Sequence[tuple[str, bytes]]) -> tuple[str, ...]:
+    """The key names :func:`verify_signatures` would consider, in order."""
+    out = []
+    for name, signature in entries:
+        parsed = parse_signature_name(name)
+        if parsed is not None and parsed[0] in ALGORITHMS and len(signature) <= MAX_SIGNATURE_SIZE:
+            out.append(parsed[1])
+    return tuple(out)
 
 
 def load_index_archive(
@@ -584,11 +604,13 @@ def load_index_archive(
         data, source=source, max_member_size=max_size, max_total_size=2 * max_size, max_members=2
     )
     key_name: str | None = None
+    signers: tuple[str, ...] = ()
     if len(members) == 2:
         signed, index_member = members
         if len(signed.payload) > _MAX_SIGNATURE_MEMBER:
             raise ArchiveError(f"{source}: signature member is too large")
         entries = _signature_entries(signed.payload, source)
+        signers = _signers(entries)
         try:
             key_name = verify_signatures(
                 entries, index_member.compressed, Keyring() if keys is None else keys, source=source
@@ -614,7 +636,7 @@ def load_index_archive(
     if text is None:
         raise IndexFormatError(f"{source}: no APKINDEX entry in the index archive")
     packages = parse_index(text, source=f"{source}: APKINDEX")
-    return IndexArchive(description, tuple(packages), key_name)
+    return IndexArchive(description, tuple(packages), key_name, signers)
 
 
 def write_index_archive(

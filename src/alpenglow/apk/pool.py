@@ -35,9 +35,11 @@ __all__ = [
     "Compat",
     "Pool",
     "RepoInfo",
+    "bucket_of",
     "murmur3_32",
     "name_hash",
     "normalize_index_package",
+    "remember_buckets",
 ]
 
 
@@ -52,6 +54,22 @@ HASH_BUCKETS = 20000
 def name_hash(name: str) -> int:
     """apk's ``apk_blob_hash``: 32-bit murmur3 of the UTF-8 bytes with seed 5381."""
     return murmur3_32(name.encode("utf-8", "surrogateescape"), 5381)
+
+
+_BUCKETS: dict[str, int] = {}
+
+
+def bucket_of(name: str) -> int:
+    """The bucket of ``name`` in apk's name hash table (memoised)."""
+    bucket = _BUCKETS.get(name)
+    if bucket is None:
+        bucket = _BUCKETS[name] = name_hash(name) % HASH_BUCKETS
+    return bucket
+
+
+def remember_buckets(names: Iterable[str], buckets: Iterable[int]) -> None:
+    """Seed :func:`bucket_of` with buckets computed before (the index cache keeps them)."""
+    _BUCKETS.update(zip(names, buckets, strict=True))
 
 
 def murmur3_32(data: bytes, seed: int) -> int:
@@ -223,7 +241,6 @@ class Pool:
         self._late_rdepends: dict[str, list[str]] = {}
         self._late_rinstall_if: dict[str, list[str]] = {}
         self._creation: dict[str, int] | None = None
-        self._buckets: dict[str, int] = {}
         self._installed_cands: tuple[Candidate, ...] = ()
         self._available_repos = 0
         self._local_repos = 0
@@ -327,11 +344,14 @@ class Pool:
         tags: Sequence[str | None] = (None,),
         available: bool = True,
         local: bool = False,
+        names: Sequence[str] | None = None,
     ) -> int:
         """Add one configured repository (its packages, or None if it could not be read).
 
         A repository URL given twice is one repository carrying both tags, as in apk.
-        Returns the repository's index (its bit in the candidates' ``repos``).
+        ``names``, when known (the index cache keeps it), is every name the packages
+        mention in the order apk creates them. Returns the repository's index (its bit in
+        the candidates' ``repos``).
         """
         mask = 0
         for tag in tags:
@@ -355,7 +375,7 @@ class Pool:
         if local:
             self._local_repos |= bit
         pkgs = list(packages)
-        self._sources.append(("pkgs", pkgs))
+        self._sources.append(("pkgs", pkgs) if names is None else ("names", names))
         for pkg in pkgs:
             norm, uninstallable = normalize_index_package(pkg, self.compat)
             entry = self._add(norm, uninstallable)
@@ -503,59 +523,61 @@ class Pool:
     def _ordered(self, cands: Sequence[Candidate]) -> list[str]:
         if len(cands) == 1 and not cands[0].package.provides:
             return [cands[0].package.name]
-        names: set[str] = set()
+        names: dict[str, None] = {}
         for cand in cands:
-            names.add(cand.package.name)
-            for d in cand.package.provides:
-                names.add(d.name)
+            pkg = cand.package
+            names[pkg.name] = None
+            for d in pkg.provides:
+                names[d.name] = None
         if len(names) == 1:
             return list(names)
-        buckets = self._buckets
+        buckets = _BUCKETS
         keyed = []
         for n in names:
             b = buckets.get(n)
             if b is None:
-                b = buckets[n] = name_hash(n) % HASH_BUCKETS
+                b = bucket_of(n)
             keyed.append((b, n))
         keyed.sort()
-        for i in range(1, len(keyed)):
-            if keyed[i][0] == keyed[i - 1][0]:
+        previous = -1
+        for b, _ in keyed:
+            if b == previous:
                 order = self._creation_order()
                 # within a bucket apk lists the most recently created name first
                 keyed.sort(key=lambda k: (k[0], -order.get(k[1], 0)))
                 break
+            previous = b
         return [n for _, n in keyed]
 
-    def rdepends(self, name: str) -> Sequence[str]:
-        revdeps, _ = self._reverse_maps()
-        found = revdeps.get(name)
-        late = self._late_rdepends.get(name)
-        if found is None and late is None:
+    def _reverse(
+        self, name: str, table: dict[str, list[Candidate]], late: dict[str, list[str]]
+    ) -> Sequence[str]:
+        found = table.get(name)
+        extra = late.get(name) if late else None
+        if found is None and extra is None:
             return ()
         out = self._ordered(found or ())
-        for n in self._late_rdepends.get(name, ()):
+        for n in extra or ():
             if n not in out:
                 out.append(n)
         return out
 
+    def rdepends(self, name: str) -> Sequence[str]:
+        revdeps = self._revdeps
+        if revdeps is None:
+            revdeps = self._reverse_maps()[0]
+        return self._reverse(name, revdeps, self._late_rdepends)
+
     def rinstall_if(self, name: str) -> Sequence[str]:
-        _, reviif = self._reverse_maps()
-        found = reviif.get(name)
-        late = self._late_rinstall_if.get(name)
-        if found is None and late is None:
-            return ()
-        out = self._ordered(found or ())
-        for n in self._late_rinstall_if.get(name, ()):
-            if n not in out:
-                out.append(n)
-        return out
+        reviif = self._reviif
+        if reviif is None:
+            reviif = self._reverse_maps()[1]
+        return self._reverse(name, reviif, self._late_rinstall_if)
 
     def all_names(self) -> list[str]:
         """Every known name in apk's hash-table order (for ``*`` patterns)."""
         order = self._creation_order()
-        return [
-            n for _, _, n in sorted((name_hash(n) % HASH_BUCKETS, -i, n) for n, i in order.items())
-        ]
+        return [n for _, _, n in sorted((bucket_of(n), -i, n) for n, i in order.items())]
 
     def _creation_order(self) -> dict[str, int]:
         """The order apk creates names in: world, installed, cache, repositories; within
@@ -566,6 +588,10 @@ class Pool:
                 if kind == "world":
                     for d in payload:  # type: ignore[attr-defined]
                         order.setdefault(d.name, len(order))
+                    continue
+                if kind == "names":
+                    for n in payload:  # type: ignore[attr-defined]
+                        order.setdefault(n, len(order))
                     continue
                 for pkg in payload:  # type: ignore[attr-defined]
                     order.setdefault(pkg.name, len(order))

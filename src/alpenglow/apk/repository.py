@@ -21,8 +21,13 @@ import hashlib
 import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alpenglow.errors import AlpenglowError, ArchiveError, FormatError, SignatureError
+
+if TYPE_CHECKING:
+    from alpenglow.apk.index_cache import LoadedIndex
 
 __all__ = [
     "Repository",
@@ -30,6 +35,7 @@ __all__ = [
     "cache_file_name",
     "index_location",
     "load_index",
+    "open_index",
     "parse_repositories",
 ]
 
@@ -229,14 +235,31 @@ def load_index(
     Returns (description, packages). Raises :class:`RepositoryError` whose ``reason`` is
     apk's wording (``No such file or directory``, ``UNTRUSTED signature``...).
     """
-    from alpenglow.apk.index import load_index_archive
+    loaded = open_index(path, url=url, keys=keys, allow_untrusted=allow_untrusted)
+    return loaded.archive.description, loaded.archive.packages
+
+
+def open_index(
+    path: str,
+    *,
+    url: str,
+    keys: object,
+    allow_untrusted: bool,
+    cache_dir: Path | None = None,
+) -> LoadedIndex:
+    """:func:`load_index` through the parsed-index cache in ``cache_dir`` (see
+    :mod:`alpenglow.apk.index_cache`; None: no cache), with what the cache knows besides
+    the packages. Raises :class:`RepositoryError` like :func:`load_index`.
+    """
+    from alpenglow.apk.index_cache import load_index_cached
     from alpenglow.apk.signing import Keyring
 
     try:
         with open(path, "rb") as fh:
             data = fh.read()
         keyring = keys if isinstance(keys, Keyring) else None
-        archive = load_index_archive(data, keyring, source=url, allow_untrusted=allow_untrusted)
+        return load_index_cached(
+            data, keyring, source=url, allow_untrusted=allow_untrusted, directory=cache_dir
+        )
     except (OSError, AlpenglowError) as exc:
         raise RepositoryError(f"{url}: {exc}", _reason(exc)) from None
-    return archive.description, archive.packages

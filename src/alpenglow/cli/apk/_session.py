@@ -27,11 +27,12 @@ from alpenglow.apk.changeset import (
     summary_line,
 )
 from alpenglow.apk.database import InstalledPackage, parse_installed, parse_world
-from alpenglow.apk.pool import Pool
+from alpenglow.apk.index_cache import default_directory
+from alpenglow.apk.pool import Pool, remember_buckets
 from alpenglow.apk.repository import (
     RepositoryError,
     cache_file_name,
-    load_index,
+    open_index,
     parse_repositories,
 )
 from alpenglow.apk.solver import Candidate, Change, Solution
@@ -318,6 +319,8 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
 
     unavailable = 0
     stale = 0
+    # parsed indexes are cached per user; this is not apk's package cache (--no-cache)
+    index_cache = default_directory()
     for repo in repos:
         remote = repo.remote
         index_path = repo.local_path
@@ -328,24 +331,33 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
         elif remote:
             action = "fetching"
         packages = None
+        names = None
         if index_path is None:
             out.warn(f"{action} {repo.url}: Protocol not supported")
         else:
             try:
-                _desc, pkgs = load_index(
-                    index_path, url=repo.url, keys=keys, allow_untrusted=allow_untrusted
+                loaded = open_index(
+                    index_path,
+                    url=repo.url,
+                    keys=keys,
+                    allow_untrusted=allow_untrusted,
+                    cache_dir=index_cache,
                 )
-                packages = pkgs
             except RepositoryError as exc:
                 out.warn(f"{action} {repo.url}: {exc.reason}")
+            else:
+                packages = loaded.archive.packages
+                names = loaded.names
+                remember_buckets(loaded.names, loaded.buckets)
         if packages is None and remote:
             unavailable += 1
         pool.add_repository(
             repo.url,
-            packages,  # type: ignore[arg-type]
+            packages,
             tags=(repo.tag,),
             available=not remote or not no_network,
             local=not remote,
+            names=names,
         )
     pool.finish()
     for w in pool.compat.warnings():

@@ -1,0 +1,341 @@
+"""A cache of parsed repository indexes, so that an unchanged ``APKINDEX.tar.gz`` is not
+verified, decompressed and parsed again on every run.
+
+An entry is keyed by the SHA-256 of the index file's bytes and remembers which key verified
+it (its name and the SHA-256 of its bytes) and which signature entries the archive has. It
+is used only when the same decision would be taken again: the first signer found in the
+current keyring is the key that verified the bytes before and its file is byte-identical (or,
+for an index that was accepted with ``--allow-untrusted``, that option is given again and no
+signer is trusted now). Anything else, including a missing, truncated or corrupt entry, is a
+miss: the index is loaded the ordinary way and the entry rewritten.
+
+The entry holds the packages in columns (``marshal`` of plain values, the fastest thing
+Python reads back), the dependency atoms once each, and what the pool needs that depends on
+the index alone: every name in the order apk creates it while reading the index, with its
+bucket in apk's name hash table. Entries are written atomically (temporary file, then
+``os.replace``); at most :data:`MAX_ENTRIES` are kept, the least recently written dropped.
+
+The cache lives in ``$XDG_CACHE_HOME/alpenglow/indexes`` (``~/.cache/...`` by default). It
+is not apk's package cache: ``--no-cache`` does not turn it off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import hashlib
+import marshal
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from alpenglow.apk.dependency import Dependency
+from alpenglow.apk.index import IndexArchive, Package, load_index_archive
+from alpenglow.apk.signing import Keyring
+from alpenglow.apk.version import Op
+
+__all__ = ["FORMAT", "MAX_ENTRIES", "LoadedIndex", "default_directory", "load_index_cached"]
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+FORMAT = 1
+"""Version of the entry layout; entries of another version are ignored."""
+MAX_ENTRIES = 16
+"""Entries kept in the cache directory."""
+
+_MAGIC = "alpenglow-index-cache"
+_SUFFIX = f".v{FORMAT}.idx"
+_FIELDS: tuple[str, ...] = Package.__slots__
+_DEP_FIELDS = frozenset({"depends", "provides", "install_if", "replaces"})
+_DEP_SLOTS: tuple[str, ...] = Dependency.__slots__
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedIndex:
+    """An index as loaded through the cache."""
+
+    archive: IndexArchive
+    names: tuple[str, ...]
+    """Every name the index mentions, in the order apk creates them while reading it."""
+    buckets: tuple[int, ...]
+    """For each of ``names``, its bucket in apk's name hash table."""
+    hit: bool
+    """Whether the entry was read from the cache (nothing was verified or parsed)."""
+
+
+def default_directory() -> Path | None:
+    """``$XDG_CACHE_HOME/alpenglow/indexes``, or ``~/.cache/...``; None without a home."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):
+        home = os.environ.get("HOME") or os.path.expanduser("~")
+        if not os.path.isabs(home):
+            return None
+        base = os.path.join(home, ".cache")
+    return Path(base) / "alpenglow" / "indexes"
+
+
+def load_index_cached(
+    data: bytes,
+    keys: Keyring | None,
+    *,
+    source: str,
+    allow_untrusted: bool = False,
+    directory: Path | None,
+) -> LoadedIndex:
+    """:func:`~alpenglow.apk.index.load_index_archive` through the cache in ``directory``
+    (None: no cache). Raises what that function raises; cache problems are never errors."""
+    keyring = keys if keys is not None else Keyring()
+    digest = hashlib.sha256(data).hexdigest()
+    path = directory / (digest + _SUFFIX) if directory is not None else None
+    if path is not None:
+        hit = _read(path, digest, keyring, allow_untrusted)
+        if hit is not None:
+            return hit
+    archive = load_index_archive(data, keyring, source=source, allow_untrusted=allow_untrusted)
+    names = _creation_names(archive.packages)
+    from alpenglow.apk.pool import bucket_of
+
+    buckets = tuple(map(bucket_of, names))
+    if path is not None:
+        key_digest = ""
+        if archive.key_name is not None:
+            key_digest = hashlib.sha256(keyring.get(archive.key_name) or b"").hexdigest()
+        _write(path, _encode(digest, archive, key_digest, names, buckets))
+    return LoadedIndex(archive, names, buckets, False)
+
+
+def _creation_names(packages: Sequence[Package]) -> tuple[str, ...]:
+    order: dict[str, None] = {}
+    for pkg in packages:
+        order[pkg.name] = None
+        for deps in (pkg.depends, pkg.provides, pkg.install_if, pkg.replaces):
+            for d in deps:
+                order[d.name] = None
+    return tuple(order)
+
+
+# -- writing -------------------------------------------------------------------------------
+
+
+def _encode(
+    digest: str,
+    archive: IndexArchive,
+    key_digest: str,
+    names: tuple[str, ...],
+    buckets: tuple[int, ...],
+) -> bytes:
+    atoms: dict[Dependency, int] = {}
+    lists: dict[tuple[int, ...], int] = {}
+    columns: list[list[object]] = []
+    packages = archive.packages
+    for field in _FIELDS:
+        values = [getattr(p, field) for p in packages]
+        if field in _DEP_FIELDS:
+            values = [
+                lists.setdefault(tuple(atoms.setdefault(d, len(atoms)) for d in deps), len(lists))
+                for deps in values
+            ]
+        columns.append(values)
+    atom_columns = [[getattr(d, slot) for d in atoms] for slot in _DEP_SLOTS]
+    atom_columns[_DEP_SLOTS.index("op")] = [int(op) for op in atom_columns[1]]
+    payload = (
+        _MAGIC,
+        FORMAT,
+        digest,
+        archive.key_name,
+        key_digest,
+        archive.signers,
+        archive.description,
+        tuple(atom_columns),
+        tuple(lists),
+        tuple(columns),
+        names,
+        buckets,
+    )
+    return marshal.dumps(payload)
+
+
+def _write(path: Path, blob: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=_SUFFIX)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(blob)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        _prune(path.parent, keep=path.name)
+    except OSError:
+        pass  # a cache that cannot be written is no cache
+
+
+def _prune(directory: Path, keep: str) -> None:
+    entries = []
+    for entry in os.scandir(directory):
+        if entry.name.endswith(_SUFFIX) and entry.name != keep:
+            try:
+                entries.append((entry.stat().st_mtime, entry.path))
+            except OSError:
+                continue
+    entries.sort(reverse=True)
+    for _, old in entries[MAX_ENTRIES - 1 :]:
+        with contextlib.suppress(OSError):
+            os.unlink(old)
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+class _DependencyShell:
+    """A mutable twin of :class:`Dependency` (same slots), re-labelled once filled in: a
+    frozen dataclass sets each field through ``object.__setattr__``, which is slow."""
+
+    __slots__ = _DEP_SLOTS
+
+    def __init__(
+        self, name: str, op: Op, version: str | None, conflict: bool, tag: str | None
+    ) -> None:
+        self.name = name
+        self.op = op
+        self.version = version
+        self.conflict = conflict
+        self.tag = tag
+        self.__class__ = Dependency  # type: ignore[assignment]
+
+
+class _PackageShell:
+    """A mutable twin of :class:`Package`, like :class:`_DependencyShell`."""
+
+    __slots__ = _FIELDS
+
+    def __init__(
+        self,
+        name: object,
+        version: object,
+        checksum: object,
+        arch: object,
+        size: object,
+        installed_size: object,
+        description: object,
+        url: object,
+        license: object,
+        origin: object,
+        maintainer: object,
+        build_time: object,
+        commit: object,
+        provider_priority: object,
+        depends: object,
+        provides: object,
+        install_if: object,
+        replaces: object,
+        replaces_priority: object,
+        tags: object,
+        repository_tag: object,
+        flags: object,
+        uninstallable: object,
+        extra: object,
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.checksum = checksum
+        self.arch = arch
+        self.size = size
+        self.installed_size = installed_size
+        self.description = description
+        self.url = url
+        self.license = license
+        self.origin = origin
+        self.maintainer = maintainer
+        self.build_time = build_time
+        self.commit = commit
+        self.provider_priority = provider_priority
+        self.depends = depends
+        self.provides = provides
+        self.install_if = install_if
+        self.replaces = replaces
+        self.replaces_priority = replaces_priority
+        self.tags = tags
+        self.repository_tag = repository_tag
+        self.flags = flags
+        self.uninstallable = uninstallable
+        self.extra = extra
+        self.__class__ = Package  # type: ignore[assignment]
+
+
+def _read(path: Path, digest: str, keys: Keyring, allow_untrusted: bool) -> LoadedIndex | None:
+    try:
+        with open(path, "rb") as fh:
+            blob = fh.read()
+    except OSError:
+        return None
+    enabled = gc.isenabled()
+    gc.disable()  # thousands of acyclic records: the collector would only slow this down
+    try:
+        return _decode(blob, digest, keys, allow_untrusted)
+    except Exception:  # a damaged entry is a miss, whatever it contains
+        return None
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _trusted(
+    key_name: str | None,
+    key_digest: str,
+    signers: tuple[str, ...],
+    keys: Keyring,
+    allow_untrusted: bool,
+) -> bool:
+    """Whether loading again would accept the bytes with the same verdict."""
+    first = next((name for name in signers if name in keys), None)
+    if key_name is None:
+        return first is None and allow_untrusted
+    if first != key_name:
+        return False
+    key = keys.get(key_name)
+    return key is not None and hashlib.sha256(key).hexdigest() == key_digest
+
+
+def _decode(blob: bytes, digest: str, keys: Keyring, allow_untrusted: bool) -> LoadedIndex | None:
+    (
+        magic,
+        version,
+        stored_digest,
+        key_name,
+        key_digest,
+        signers,
+        description,
+        atom_columns,
+        lists,
+        columns,
+        names,
+        buckets,
+    ) = marshal.loads(blob)
+    if magic != _MAGIC or version != FORMAT or stored_digest != digest:
+        return None
+    if not _trusted(key_name, key_digest, signers, keys, allow_untrusted):
+        return None
+    op_column = atom_columns[_DEP_SLOTS.index("op")]
+    ops = {value: Op(value) for value in set(op_column)}
+    atom_columns = list(atom_columns)
+    atom_columns[_DEP_SLOTS.index("op")] = map(ops.__getitem__, op_column)
+    atoms = list(map(_DependencyShell, *atom_columns))
+    atom = atoms.__getitem__
+    dep_lists = [tuple(map(atom, ix)) if ix else () for ix in lists]
+    dep_list = dep_lists.__getitem__
+    columns = [
+        list(map(dep_list, column)) if field in _DEP_FIELDS else column
+        for field, column in zip(_FIELDS, columns, strict=True)
+    ]
+    packages = tuple(map(_PackageShell, *columns))
+    if len(names) != len(buckets):
+        return None
+    archive = IndexArchive(description, packages, key_name, signers)  # type: ignore[arg-type]
+    return LoadedIndex(archive, names, buckets, True)
