@@ -11,6 +11,7 @@
     │   └── PackageError        .apk content, checksums
     ├── SignatureError          unknown key, bad or missing signature
     ├── DatabaseError           the installed database of a root
+    ├── CommitError             a root could not be changed (it was left as it was)
     └── Unsatisfiable           the solver found no answer
 
 The library raises these; only the CLI turns them into one line and an exit status.
@@ -21,6 +22,7 @@ from __future__ import annotations
 __all__ = [
     "AlpenglowError",
     "ArchiveError",
+    "CommitError",
     "DatabaseError",
     "FormatError",
     "IndexFormatError",
@@ -104,3 +106,8 @@ class SignatureError(AlpenglowError):
 
 class DatabaseError(AlpenglowError):
     """The installed database of a root is missing or corrupt."""
+
+
+class CommitError(AlpenglowError):
+    """Changing a root failed (disk full, permissions, a directory in the way, a package
+    that cannot be had); the root, its world and its database were left as they were."""

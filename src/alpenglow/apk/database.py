@@ -16,7 +16,7 @@ entries must come in order, and a field apk does not know is refused ("too old")
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from alpenglow.apk.dependency import Dependency, parse
@@ -27,11 +27,17 @@ __all__ = [
     "InstalledDir",
     "InstalledFile",
     "InstalledPackage",
+    "ScriptRecord",
     "find_owner",
     "format_installed",
+    "format_scripts",
+    "format_triggers",
     "format_world",
     "parse_installed",
+    "parse_scripts",
+    "parse_triggers",
     "parse_world",
+    "script_entry_name",
 ]
 
 
@@ -225,6 +231,165 @@ def find_owner(packages: Iterable[InstalledPackage], path: str) -> InstalledPack
         if ip.owns(path):
             return ip
     return None
+
+
+# --------------------------------------------------------------------------------------------
+# scripts.tar[.gz] and triggers (formats.md §4.3)
+
+SCRIPT_TYPES = (
+    "pre-install",
+    "post-install",
+    "pre-deinstall",
+    "post-deinstall",
+    "pre-upgrade",
+    "post-upgrade",
+    "trigger",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptRecord:
+    """One script of an installed package, as ``scripts.tar`` keeps it."""
+
+    identity: str
+    """The package's ``Q1...`` identity."""
+    name: str
+    version: str
+    script: str
+    """``post-install``, ``trigger``... (without the leading dot of the control entry)."""
+    body: bytes
+    mtime: int = 0
+
+
+def _identity_bytes(identity: str) -> bytes:
+    import base64
+    import binascii
+
+    text = identity.strip()
+    try:
+        if text.startswith("Q1"):
+            return base64.b64decode(text[2:], validate=True)
+        if text.startswith("X1"):
+            return bytes.fromhex(text[2:])
+    except (binascii.Error, ValueError):
+        pass
+    raise DatabaseError(f"bad package identity {identity!r}")
+
+
+def _identity_text(raw: bytes) -> str:
+    import base64
+
+    return "Q1" + base64.b64encode(raw).decode()
+
+
+def script_entry_name(record: ScriptRecord) -> str:
+    """apk 3's name for a script in ``scripts.tar``: ``NAME-VERSION.X1<hex>.SCRIPT``."""
+    hexid = _identity_bytes(record.identity).hex()
+    return f"{record.name}-{record.version}.X1{hexid}.{record.script}"
+
+
+def parse_scripts(data: bytes, *, source: str = "lib/apk/db/scripts.tar") -> list[ScriptRecord]:
+    """Read ``scripts.tar`` (or, when ``data`` is gzip, ``scripts.tar.gz``).
+
+    Entry names are split on their last two dots, and both apk 3's ``X1<hex>`` and apk
+    2's ``Q1<base64>`` identities are accepted; entries apk would skip (not a regular file,
+    unknown script type, unreadable identity) are skipped too.
+    """
+    from alpenglow.apk.archive import FILE_TYPES, iter_tar, split_gzip
+    from alpenglow.errors import ArchiveError
+
+    try:
+        if data[:2] == b"\x1f\x8b":
+            data = b"".join(m.payload for m in split_gzip(data, source=source))
+        entries = list(iter_tar(data, source=source))
+    except ArchiveError as exc:
+        raise DatabaseError(str(exc)) from None
+    out = []
+    for entry in entries:
+        if entry.type not in FILE_TYPES:
+            continue
+        parts = entry.path.rsplit(".", 2)
+        if len(parts) != 3 or parts[2] not in SCRIPT_TYPES:
+            continue
+        stem, ident, script = parts
+        try:
+            identity = _identity_text(_identity_bytes(ident))
+        except DatabaseError:
+            continue
+        name, _, version = stem.rpartition("-")
+        release = ""
+        if version.startswith("r") and "-" in name:  # NAME-VER-rN
+            name, _, ver = name.rpartition("-")
+            release = f"{ver}-{version}"
+        out.append(
+            ScriptRecord(identity, name, release or version, script, entry.data, entry.mtime)
+        )
+    return out
+
+
+def _gnu_header(path: str, size: int, mtime: int) -> bytes:
+    name = path.encode("utf-8", "surrogateescape")
+    if len(name) > 100:
+        raise DatabaseError(f"script name too long for scripts.tar: {path}")
+    head = b"".join(
+        (
+            name.ljust(100, b"\x00"),
+            b"%07o\x00" % 0o755,
+            b"%07o\x00" % 0,
+            b"%07o\x00" % 0,
+            b"%011o\x00" % size,
+            b"%011o\x00" % max(mtime, 0),
+            b"        ",
+            b"0",
+            bytes(100),
+            b"ustar  \x00",
+            b"root".ljust(32, b"\x00"),
+            b"root".ljust(32, b"\x00"),
+            bytes(8 + 8 + 155 + 12),
+        )
+    )
+    checksum = b"%06o\x00 " % sum(head)
+    return head[:148] + checksum + head[156:]
+
+
+def format_scripts(records: Iterable[ScriptRecord], *, compress: bool = False) -> bytes:
+    """``scripts.tar`` as apk 3 writes it: GNU headers, owner ``root``, mode 0755, mtime the
+    package's build time, two zero blocks at the end and no record padding. ``records``
+    are written in the order given (apk: installed packages sorted, scripts in type order).
+    With ``compress``, the gzip of that (``scripts.tar.gz``)."""
+    from alpenglow.apk.archive import gzip_member
+
+    parts = []
+    for record in records:
+        parts.append(_gnu_header(script_entry_name(record), len(record.body), record.mtime))
+        parts.append(record.body + bytes(-len(record.body) % 512))
+    parts.append(bytes(1024))
+    tar = b"".join(parts)
+    return gzip_member(tar) if compress else tar
+
+
+def parse_triggers(
+    data: bytes | str, *, source: str = "lib/apk/db/triggers"
+) -> dict[str, tuple[str, ...]]:
+    """The triggers file: identity -> trigger globs, one line per package."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    out: dict[str, tuple[str, ...]] = {}
+    for line in text.split("\n"):
+        words = line.split()
+        if not words:
+            continue
+        try:
+            identity = _identity_text(_identity_bytes(words[0]))
+        except DatabaseError:
+            continue
+        out[identity] = tuple(words[1:])
+    return out
+
+
+def format_triggers(entries: Iterable[tuple[str, Sequence[str]]]) -> bytes:
+    """The triggers file: ``Q1<identity> <glob>...`` per package that has triggers."""
+    lines = [f"{identity} {' '.join(globs)}\n" for identity, globs in entries if globs]
+    return "".join(lines).encode("utf-8")
 
 
 def parse_world(data: bytes | str, *, source: str = "etc/apk/world") -> tuple[Dependency, ...]:
