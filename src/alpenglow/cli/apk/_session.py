@@ -4,8 +4,9 @@
 This is the edge: it reads the root's files, the repositories and the keys, feeds the pure
 modules (:mod:`~alpenglow.apk.database`, :mod:`~alpenglow.apk.repository`,
 :mod:`~alpenglow.apk.pool`, :mod:`~alpenglow.apk.solver`) in apk's order, and writes apk's
-messages. Changing the root is not implemented yet: without ``--simulate`` the applets stop
-with an error after showing nothing.
+messages. Without ``--simulate`` the change set is applied by :mod:`alpenglow.apk.commit`
+(staged, then committed atomically); a package source other than local files can be put in
+``Session.extra["package_source"]``.
 """
 
 from __future__ import annotations
@@ -16,13 +17,12 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from alpenglow.apk.changeset import (
     Stats,
     Wrapper,
     change_lines,
-    counted,
     human_size,
     summary_line,
 )
@@ -41,9 +41,10 @@ from alpenglow.errors import AlpenglowError, DatabaseError
 
 if TYPE_CHECKING:
     from alpenglow.apk.dependency import Dependency
+    from alpenglow.apk.repository import Repository
     from alpenglow.cli.apk import ApkContext
 
-__all__ = ["Failed", "Output", "Session", "commit", "open_session", "print_errors"]
+__all__ = ["Failed", "Output", "Session", "apply_changes", "commit", "open_session", "print_errors"]
 
 
 def __dir__() -> list[str]:
@@ -572,15 +573,113 @@ def commit(
             out.msg(f"After this operation, {human_size(abs(size_diff))} of {what}.")
     for line in change_lines(changes, pool.tag_name, session.available):
         out.msg(line)
-    if not session.simulate and counted(changes):
-        out.err(
-            "changing the root is not implemented yet; run with --simulate (-s) to see the plan"
-        )
-        return 1
+    errors = 0
+    if not session.simulate:
+        errors = apply_changes(session, solution)
+        if errors < 0:
+            return errors
     if not performing_preupgrade:
-        stats = session.stats().after(changes)
-        out.msg(summary_line(stats, verbose=verbosity > 1))
-    return 0
+        stats = session.stats()
+        if session.simulate or session.extra.get("committed"):
+            stats = stats.after(changes)
+        out.msg(summary_line(stats, verbose=verbosity > 1, errors=errors))
+    return errors
+
+
+def _repository_for(session: Session, cand: Candidate) -> Repository | None:
+    """apk_db_select_repo: the first available repository listing ``cand``, local ones
+    preferred."""
+    from alpenglow.apk.repository import Repository
+
+    pool = session.pool
+    repos = cand.repos & pool.available_repos
+    if repos & pool.local_repos:
+        repos &= pool.local_repos
+    if not repos:
+        return None
+    index = (repos & -repos).bit_length() - 1
+    url = pool.repositories[index].url
+    head, _, last = url.rpartition("/")
+    base = head.rpartition("/")[0] if last == "APKINDEX.tar.gz" else head
+    return Repository(url, base)
+
+
+def apply_changes(session: Session, solution: Solution) -> int:
+    """Change the root for real (alpenglow.apk.commit); prints apk's errors and returns
+    their number (the root is unchanged when it is not 0)."""
+    from alpenglow.apk.commit import (
+        CommitOptions,
+        LocalPackageSource,
+        PackageSource,
+        Step,
+        load_database,
+    )
+    from alpenglow.apk.commit import commit as commit_root
+    from alpenglow.apk.signing import Keyring
+
+    ctx = session.ctx
+    out = session.out
+    pool = session.pool
+    steps = []
+    for c in solution.changes:
+        if not c.is_change:
+            continue
+        steps.append(
+            Step(
+                old=c.old.package if c.old is not None else None,
+                new=c.new,
+                repository=_repository_for(session, c.new) if c.new is not None else None,
+                reinstall=c.reinstall,
+                tag=pool.tag_name(c.new_tag).lstrip("@"),
+            )
+        )
+    source = session.extra.get("package_source")
+    if source is None:
+        source = LocalPackageSource()
+    keys = _keyring(ctx, session.root)
+    force = bool(_opt(ctx, "force", False))
+    options = CommitOptions(
+        world=tuple(solution.world),
+        arches=session.arches,
+        write_arch=bool(_opt(ctx, "arch", [])) and session.root_set,
+        initdb=bool(_opt(ctx, "initdb", False)),
+        force_overwrite=force or bool(_opt(ctx, "force_overwrite", False)),
+        allow_untrusted=bool(_opt(ctx, "allow_untrusted", False)),
+        keys=keys if isinstance(keys, Keyring) else None,
+        chown=not bool(_opt(ctx, "no_chown", False)),
+        run_scripts=bool(_opt(ctx, "scripts", False)) and not bool(_opt(ctx, "no_scripts", False)),
+        create_cache_dir=not bool(_opt(ctx, "no_cache", False)),
+    )
+    if options.run_scripts and session.arches[0] != default_arch():
+        out.err(
+            f"--scripts: cannot run {session.arches[0]} scripts on this {default_arch()} machine"
+        )
+        return -1
+    try:
+        state = load_database(session.root)
+        result = commit_root(
+            session.root,
+            state,
+            steps,
+            cast(PackageSource, source),
+            options,
+            progress=out.msg,
+        )
+    except KeyboardInterrupt:
+        out.err("interrupted; the root was left unchanged")
+        raise Failed(130) from None
+    except AlpenglowError as exc:
+        out.err(exc.message)
+        if exc.hint:
+            out.err(exc.hint)
+        return 1
+    for w in result.warnings:
+        out.warn(w)
+    for e in result.script_errors:
+        out.err(e)
+    session.installed = list(result.installed)
+    session.extra["committed"] = True
+    return len(result.script_errors)
 
 
 def print_errors(session: Session, solution: Solution) -> None:
