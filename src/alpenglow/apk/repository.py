@@ -8,8 +8,8 @@ index file itself; any other URL is a base under which the index is ``ARCH/APKIN
 
 Local means a plain path or ``file:``; the ``test:`` scheme (apk's own test suite) names a
 local file that nevertheless counts as remote, so ``--no-network`` masks it. ``http(s):``
-indexes are fetched by a later part of alpenglow; :func:`load_index` reports them as not
-fetchable.
+indexes are fetched and cached by :mod:`alpenglow.apk.remote`, which hands the bytes to
+:func:`open_index`.
 
 >>> [r.url for r in parse_repositories("@edge test:///tmp/x.tar.gz\\n/srv/main\\n", "x86_64")[0]]
 ['test:///tmp/x.tar.gz', '/srv/main/x86_64/APKINDEX.tar.gz']
@@ -240,23 +240,28 @@ def load_index(
 
 
 def open_index(
-    path: str,
+    path: str | None,
     *,
     url: str,
     keys: object,
     allow_untrusted: bool,
     cache_dir: Path | None = None,
+    data: bytes | None = None,
 ) -> LoadedIndex:
     """:func:`load_index` through the parsed-index cache in ``cache_dir`` (see
     :mod:`alpenglow.apk.index_cache`; None: no cache), with what the cache knows besides
-    the packages. Raises :class:`RepositoryError` like :func:`load_index`.
+    the packages. ``data``, when given, is the index itself (e.g. just downloaded) and
+    ``path`` is not read. Raises :class:`RepositoryError` like :func:`load_index`.
     """
     from alpenglow.apk.index_cache import load_index_cached
     from alpenglow.apk.signing import Keyring
 
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
+        if data is None:
+            if path is None:
+                raise ValueError("open_index needs a path or the data")
+            with open(path, "rb") as fh:
+                data = fh.read()
         keyring = keys if isinstance(keys, Keyring) else None
         return load_index_cached(
             data, keyring, source=url, allow_untrusted=allow_untrusted, directory=cache_dir
