@@ -660,23 +660,34 @@ class _Journal:
         return os.path.join(resolve_in_root(self.root, directory), name)
 
     def mkdir(self, rel: str, acl: str, chown: bool) -> None:
-        """Create directory ``rel`` (and missing parents) unless it exists."""
-        for ancestor in reversed(list(_ancestors(rel))):
-            real = self.real(ancestor)
+        """Create directory ``rel`` (and missing parents, mode 0755) unless it exists.
+
+        The path is resolved inside the root first, so a symlinked directory (``lib`` to
+        ``usr/lib``, or an absolute link) is created where the link leads, inside the root.
+        """
+        real = resolve_in_root(self.root, rel)
+        parts = os.path.relpath(real, self.root).split("/") if real != self.root else []
+        current = self.root
+        for i, part in enumerate(parts):
+            current = os.path.join(current, part)
             try:
-                st = os.stat(resolve_in_root(self.root, ancestor))
+                st = os.lstat(current)
             except FileNotFoundError:
                 st = None
             if st is not None:
                 if not stat.S_ISDIR(st.st_mode):
-                    raise CommitError(f"{ancestor}: exists in the root and is not a directory")
+                    raise CommitError(
+                        f"{os.path.relpath(current, self.root)}: exists in the root and is not "
+                        "a directory"
+                    )
                 continue
-            uid, gid, mode = _parse_acl(acl if ancestor == rel else "", _DEFAULT_DIR_ACL)
-            os.mkdir(real, 0o700)
-            self.undo.append(partial(os.rmdir, real))
+            last = i == len(parts) - 1
+            uid, gid, mode = _parse_acl(acl if last else "", _DEFAULT_DIR_ACL)
+            os.mkdir(current, 0o700)
+            self.undo.append(partial(os.rmdir, current))
             if chown:
-                os.chown(real, uid, gid)
-            os.chmod(real, mode)
+                os.chown(current, uid, gid)
+            os.chmod(current, mode)
 
     def set_perms(self, rel: str, acl: str, chown: bool) -> None:
         real = resolve_in_root(self.root, rel)
