@@ -18,8 +18,10 @@ after that (``add --virtual``) are appended like apk's late additions.
 
 from __future__ import annotations
 
+import gc
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -111,6 +113,19 @@ def murmur3_32(data: bytes, seed: int) -> int:
     h = (h * 0xC2B2AE35) & mask
     h ^= h >> 16
     return h
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while thousands of (acyclic) records are built: each
+    collection would walk every record made so far."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +256,7 @@ class Pool:
         self._late_rdepends: dict[str, list[str]] = {}
         self._late_rinstall_if: dict[str, list[str]] = {}
         self._creation: dict[str, int] | None = None
+        self._order_keys: dict[str, int] = {}
         self._installed_cands: tuple[Candidate, ...] = ()
         self._available_repos = 0
         self._local_repos = 0
@@ -376,6 +392,12 @@ class Pool:
             self._local_repos |= bit
         pkgs = list(packages)
         self._sources.append(("pkgs", pkgs) if names is None else ("names", names))
+        with _gc_paused():
+            self._add_listed(pkgs, bit)
+        self._allow(index, mask)
+        return index
+
+    def _add_listed(self, pkgs: list[Package], bit: int) -> None:
         for pkg in pkgs:
             norm, uninstallable = normalize_index_package(pkg, self.compat)
             entry = self._add(norm, uninstallable)
@@ -385,8 +407,6 @@ class Pool:
                 self._repo_providers.add(entry.package.name)
                 self._repo_providers.update(d.name for d in entry.package.provides)
             entry.repos |= bit
-        self._allow(index, mask)
-        return index
 
     def _allow(self, index: int, mask: int) -> None:
         tag = 0
@@ -423,6 +443,10 @@ class Pool:
 
     def finish(self) -> None:
         """Freeze the candidates and build the provider lists (apk's "open complete")."""
+        with _gc_paused():
+            self._finish()
+
+    def _finish(self) -> None:
         providers: dict[str, list[tuple[Candidate, str | None]]] = {}
         for e in self._entries:
             cand = e.cand = self._freeze(e)
@@ -531,22 +555,26 @@ class Pool:
                 names[d.name] = None
         if len(names) == 1:
             return list(names)
-        buckets = _BUCKETS
-        keyed = []
+        # apk's name table order: by bucket, and within a bucket the most recently
+        # created name first; one integer key per name says both
+        order = self._creation_order()
+        keys = self._order_keys
         for n in names:
-            b = buckets.get(n)
-            if b is None:
-                b = bucket_of(n)
-            keyed.append((b, n))
-        keyed.sort()
-        previous = -1
-        for b, _ in keyed:
-            if b == previous:
-                order = self._creation_order()
-                # within a bucket apk lists the most recently created name first
+            if n not in keys:
+                index = order.get(n)
+                if index is None:
+                    return self._ordered_unknown(names)
+                keys[n] = (bucket_of(n) << 32) - index
+        return sorted(names, key=keys.__getitem__)
+
+    def _ordered_unknown(self, names: Iterable[str]) -> list[str]:
+        """:meth:`_ordered` when a name is missing from the creation order (added late)."""
+        order = self._creation_order()
+        keyed = sorted((bucket_of(n), n) for n in names)
+        for i in range(1, len(keyed)):
+            if keyed[i][0] == keyed[i - 1][0]:
                 keyed.sort(key=lambda k: (k[0], -order.get(k[1], 0)))
                 break
-            previous = b
         return [n for _, n in keyed]
 
     def _reverse(

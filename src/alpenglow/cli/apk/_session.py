@@ -11,6 +11,7 @@ messages. Without ``--simulate`` the change set is applied by :mod:`alpenglow.ap
 
 from __future__ import annotations
 
+import gc
 import os
 import platform
 import sys
@@ -361,6 +362,9 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
             names=names,
         )
     pool.finish()
+    # The pool and its records live until the process ends: take them out of the cyclic
+    # collector's sight, so that collections during and after the solve stay small.
+    gc.freeze()
     for w in pool.compat.warnings():
         out.warn(w)
     return Session(
