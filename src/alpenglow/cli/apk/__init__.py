@@ -45,6 +45,7 @@ APPLETS: dict[str, str] = {
     "list": "list_",
     "policy": "policy",
     "search": "search",
+    "update": "update",
     "upgrade": "upgrade",
     "verify": "verify",
     "version": "version",

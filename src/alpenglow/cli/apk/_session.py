@@ -31,6 +31,7 @@ from alpenglow.apk.database import InstalledPackage, parse_installed, parse_worl
 from alpenglow.apk.index_cache import default_directory
 from alpenglow.apk.pool import Pool, remember_buckets
 from alpenglow.apk.repository import (
+    Repository,
     RepositoryError,
     cache_file_name,
     open_index,
@@ -38,6 +39,7 @@ from alpenglow.apk.repository import (
 )
 from alpenglow.apk.solver import Candidate, Change, Solution
 from alpenglow.apk.version import compare
+from alpenglow.cli.apk._remote import NetworkRepositories
 from alpenglow.errors import AlpenglowError, DatabaseError
 
 if TYPE_CHECKING:
@@ -323,6 +325,16 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
     stale = 0
     # parsed indexes are cached per user; this is not apk's package cache (--no-cache)
     index_cache = default_directory()
+    network = NetworkRepositories(
+        ctx,
+        root,
+        out.warn,
+        writable=writable,
+        keys=keys,
+        allow_untrusted=allow_untrusted,
+        index_cache=index_cache,
+    )
+    descriptions: list[tuple[Repository, str | None]] = []
     for repo in repos:
         remote = repo.remote
         index_path = repo.local_path
@@ -334,7 +346,15 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
             action = "fetching"
         packages = None
         names = None
-        if index_path is None:
+        description = None
+        if network.handles(repo):  # http(s): through the shared cache, apk's warnings
+            loaded = network.load(repo)
+            if loaded is not None:
+                packages = loaded.archive.packages
+                names = loaded.names
+                description = loaded.archive.description
+                remember_buckets(loaded.names, loaded.buckets)
+        elif index_path is None:
             out.warn(f"{action} {repo.url}: Protocol not supported")
         else:
             try:
@@ -350,9 +370,11 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
             else:
                 packages = loaded.archive.packages
                 names = loaded.names
+                description = loaded.archive.description
                 remember_buckets(loaded.names, loaded.buckets)
-        if packages is None and remote:
+        if packages is None and remote and not network.handles(repo):
             unavailable += 1
+        descriptions.append((repo, description))
         pool.add_repository(
             repo.url,
             packages,
@@ -367,6 +389,11 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
     gc.freeze()
     for w in pool.compat.warnings():
         out.warn(w)
+    unavailable += network.unavailable
+    stale += network.stale
+    extra: dict[str, object] = {"repositories": descriptions}
+    if network.used:
+        extra["package_source"] = network.package_source()
     return Session(
         ctx=ctx,
         out=out,
@@ -381,6 +408,7 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
         cache_active=cache_active,
         unavailable=unavailable,
         stale=stale,
+        extra=extra,
     )
 
 
