@@ -19,6 +19,7 @@ after that (``add --virtual``) are appended like apk's late additions.
 from __future__ import annotations
 
 import gc
+import re
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -170,8 +171,41 @@ def _truncate_at_tag(deps: tuple[Dependency, ...]) -> tuple[tuple[Dependency, ..
     return deps, False
 
 
+# The usual shape of a valid apk version (digits, dotted digits, a letter, suffixes, a
+# ~hash, a -r revision): a match is valid without the tokenizer; anything else is asked.
+_PLAIN_VERSION = re.compile(
+    r"[0-9]+(?:\.[0-9]+)*[a-z]?(?:_(?:alpha|beta|pre|rc|cvs|svn|git|hg|p)[0-9]*)*"
+    r"(?:~[0-9a-f]+)?(?:-r[0-9]+)?\Z"
+).match
+
+
+def _valid_version(version: str) -> bool:
+    return _PLAIN_VERSION(version) is not None or is_valid(version)
+
+
 def _has_broken_version(deps: tuple[Dependency, ...]) -> bool:
-    return any(d.version is not None and d.op != CHECKSUM and not is_valid(d.version) for d in deps)
+    for d in deps:
+        version = d.version
+        if version is not None and d.op != CHECKSUM and not _valid_version(version):
+            return True
+    return False
+
+
+def _is_plain(pkg: Package) -> bool:
+    """No ``@tag`` in D/p/i and no broken version in D/p: apk reads the package as is."""
+    for d in pkg.depends:
+        version = d.version
+        if d.tag is not None or (
+            version is not None and d.op != CHECKSUM and not _valid_version(version)
+        ):
+            return False
+    for d in pkg.provides:
+        version = d.version
+        if d.tag is not None or (
+            version is not None and d.op != CHECKSUM and not _valid_version(version)
+        ):
+            return False
+    return all(d.tag is None for d in pkg.install_if)
 
 
 def normalize_index_package(pkg: Package, compat: Compat) -> tuple[Package, bool]:
@@ -180,6 +214,8 @@ def normalize_index_package(pkg: Package, compat: Compat) -> tuple[Package, bool
     Returns the package as apk would hold it and whether apk would find it uninstallable
     (besides an incompatible arch). Updates ``compat`` like apk's database flags.
     """
+    if not pkg.extra and not pkg.uninstallable and _is_plain(pkg):
+        return pkg, False  # the common case: nothing to change, nothing to flag
     uninstallable = pkg.uninstallable
     if pkg.extra:
         compat.newfeatures = True
@@ -233,6 +269,27 @@ class _Entry:
         self.broken_script = False
         self.late = False
         self.cand: Candidate | None = None
+
+
+class _CandidateShell:
+    """Builds a :class:`Candidate` from an entry without the frozen dataclass's per-field
+    ``object.__setattr__`` (thousands per run): a plain class with the same slots fills
+    them in, then the instance is re-labelled as the ``Candidate`` it is laid out as."""
+
+    __slots__ = Candidate.__slots__
+
+    def __init__(self, e: _Entry) -> None:
+        self.package = e.package
+        self.identity = e.identity
+        self.repos = e.repos
+        self.installed = e.installed
+        self.repository_tag = e.repository_tag
+        self.cached = e.cached
+        self.cached_non_repository = e.cached_non_repository
+        self.uninstallable = e.uninstallable
+        self.broken_files = e.broken_files
+        self.broken_script = e.broken_script
+        self.__class__ = Candidate  # type: ignore[assignment]
 
 
 class Pool:
@@ -428,18 +485,7 @@ class Pool:
         return entry.cand
 
     def _freeze(self, e: _Entry) -> Candidate:
-        return Candidate(
-            package=e.package,
-            identity=e.identity,
-            repos=e.repos,
-            installed=e.installed,
-            repository_tag=e.repository_tag,
-            cached=e.cached,
-            cached_non_repository=e.cached_non_repository,
-            uninstallable=e.uninstallable,
-            broken_files=e.broken_files,
-            broken_script=e.broken_script,
-        )
+        return _CandidateShell(e)  # type: ignore[return-value]
 
     def finish(self) -> None:
         """Freeze the candidates and build the provider lists (apk's "open complete")."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gc
 import heapq
+from binascii import a2b_base64
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -228,9 +229,7 @@ def identity_key(text: str) -> bytes:
     body = text[2:]
     try:
         if text[0] == "Q":
-            import binascii
-
-            raw = binascii.a2b_base64(body.encode("ascii"))
+            raw = a2b_base64(body.encode("ascii"))
         elif text[0] == "X":
             raw = bytes.fromhex(body)
         else:
