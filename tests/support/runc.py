@@ -30,6 +30,7 @@ from pathlib import Path
 __all__ = [
     "BINFMT",
     "BinfmtError",
+    "emulator_problem",
     "is_native",
     "oci_config",
     "qemu_binfmt",
@@ -49,7 +50,11 @@ class BinfmtError(Exception):
 
 
 def runc_path() -> str | None:
-    return shutil.which("runc")
+    """runc on PATH, or in /usr/sbin where Debian puts it (not always on a user's PATH)."""
+    found = shutil.which("runc")
+    if found is None and os.access("/usr/sbin/runc", os.X_OK):
+        return "/usr/sbin/runc"
+    return found
 
 
 def is_native(alpine_arch: str) -> bool:
@@ -61,6 +66,27 @@ def qemu_emulator(qemu_name: str) -> Path | None:
     """The static qemu-user emulator for ``qemu_name`` (e.g. ``aarch64``), if installed."""
     found = shutil.which(f"qemu-{qemu_name}-static")
     return Path(found) if found else None
+
+
+def emulator_problem(emulator: Path, binary: Path) -> str | None:
+    """None when ``emulator`` runs ``binary true``; otherwise why not (e.g. QEMU too old for
+    the instructions the binary uses)."""
+    try:
+        done = subprocess.run(
+            [str(emulator), str(binary), "true"], capture_output=True, timeout=30, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return f"{emulator.name} did not finish running {binary.name} within 30 s"
+    if done.returncode == 0:
+        return None
+    version = subprocess.run(
+        [str(emulator), "--version"], capture_output=True, text=True, timeout=30, check=False
+    ).stdout.splitlines()[:1]
+    detail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
+    return (
+        f"{emulator.name} ({version[0] if version else 'unknown version'}) cannot run this "
+        f"{binary.name}: exit status {done.returncode}" + (f" ({detail[0]})" if detail else "")
+    )
 
 
 def oci_config(
