@@ -24,6 +24,8 @@ import struct
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from itertools import count
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from alpenglow.apk.solver import Candidate, identity_key
@@ -60,6 +62,7 @@ def name_hash(name: str) -> int:
 
 
 _BUCKETS: dict[str, int] = {}
+_name_of = attrgetter("name")
 
 
 def bucket_of(name: str) -> int:
@@ -493,10 +496,26 @@ class Pool:
             self._finish()
 
     def _finish(self) -> None:
+        # One pass builds the provider lists and (as apk does while reading indexes) the
+        # reverse-dependency and reverse-install_if lists.
         providers: dict[str, list[tuple[Candidate, str | None]]] = {}
+        revdeps: dict[str, list[Candidate]] = {}
+        reviif: dict[str, list[Candidate]] = {}
         for e in self._entries:
             cand = e.cand = self._freeze(e)
             pkg = e.package
+            for d in pkg.depends:
+                lst2 = revdeps.get(d.name)
+                if lst2 is None:
+                    revdeps[d.name] = [cand]
+                elif lst2[-1] is not cand:
+                    lst2.append(cand)
+            for d in pkg.install_if:
+                lst2 = reviif.get(d.name)
+                if lst2 is None:
+                    reviif[d.name] = [cand]
+                elif lst2[-1] is not cand:
+                    lst2.append(cand)
             lst = providers.get(pkg.name)
             if lst is None:
                 providers[pkg.name] = [(cand, pkg.version)]
@@ -509,6 +528,8 @@ class Pool:
                 else:
                     lst.append((cand, d.version))
         self._providers = providers
+        self._revdeps = revdeps
+        self._reviif = reviif
         self._installed_cands = tuple(e.cand for e in self._installed if e.cand is not None)
         self._finished = True
 
@@ -657,24 +678,25 @@ class Pool:
         """The order apk creates names in: world, installed, cache, repositories; within
         a package P, then D, p, i and r names."""
         if self._creation is None:
-            order: dict[str, int] = {}
+            # every mention in order; the first one of a name fixes its place
+            seq: list[str] = []
+            add = seq.append
+            extend = seq.extend
             for kind, payload in self._sources:
                 if kind == "world":
-                    for d in payload:  # type: ignore[attr-defined]
-                        order.setdefault(d.name, len(order))
+                    extend(map(_name_of, payload))  # type: ignore[call-overload]
                     continue
                 if kind == "names":
-                    for n in payload:  # type: ignore[attr-defined]
-                        order.setdefault(n, len(order))
+                    extend(payload)  # type: ignore[arg-type]
                     continue
                 for pkg in payload:  # type: ignore[attr-defined]
-                    order.setdefault(pkg.name, len(order))
+                    add(pkg.name)
                     for deps in (pkg.depends, pkg.provides, pkg.install_if, pkg.replaces):
-                        for d in deps:
-                            order.setdefault(d.name, len(order))
+                        if deps:
+                            extend(map(_name_of, deps))
             for e in self._late:
-                order.setdefault(e.package.name, len(order))
-                for d in e.package.depends + e.package.provides + e.package.install_if:
-                    order.setdefault(d.name, len(order))
-            self._creation = order
+                add(e.package.name)
+                for deps in (e.package.depends, e.package.provides, e.package.install_if):
+                    extend(map(_name_of, deps))
+            self._creation = dict(zip(dict.fromkeys(seq), count()))
         return self._creation
