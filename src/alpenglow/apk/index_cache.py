@@ -26,7 +26,6 @@ import gc
 import hashlib
 import marshal
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,6 +160,8 @@ def _encode(
 
 
 def _write(path: Path, blob: bytes) -> None:
+    import tempfile  # only when writing: it is slow to import
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=_SUFFIX)

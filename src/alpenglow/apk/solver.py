@@ -436,6 +436,25 @@ class _Solver:
                 ps.solver_flags |= pflags
                 ps.solver_flags_inheritable |= pinherit
 
+    def release(self) -> None:
+        """Cut the references from name states to package and name states.
+
+        What is left (packages pointing at names) has no cycles, so reference counting
+        frees the whole state when the solver goes, and the cyclic collector never has to
+        walk the tens of thousands of objects a solve makes.
+        """
+        for st in self.names.values():
+            st.providers = None
+            st.rdepends = None
+            st.rinstall_if = None
+            st.chosen_pkg = None
+            st.installed_pkg = None
+            st.installed_name = None
+        self.dirty.clear()
+        self.resolvenow.clear()
+        self.selectable.clear()
+        self.unresolved.clear()
+
     # -- name and package state -----------------------------------------------------------
 
     def name(self, name: str) -> _Name:
@@ -1316,9 +1335,11 @@ def _solve(
         broken |= newly
         reporter.restarted([ordered[i] for i in sorted(newly)])
         presets = {}
+        solver.release()
     chosen = {
         st.name: st.chosen_pkg.cand for st in solver.names.values() if st.chosen_pkg is not None
     }
+    solver.release()
     return Solution(
         changes=tuple(solver.changes),
         errors=solver.errors,
