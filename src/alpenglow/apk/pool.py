@@ -648,6 +648,8 @@ class Pool:
         self, name: str, table: dict[str, list[Candidate]], late: dict[str, list[str]]
     ) -> Sequence[str]:
         found = table.get(name)
+        if found is None and not late:
+            return ()
         extra = late.get(name) if late else None
         if found is None and extra is None:
             return ()

@@ -363,8 +363,8 @@ class _Name:
     def __init__(self, name: str) -> None:
         self.name = name
         self.providers: list[tuple[_Pkg, str | None]] | None = None
-        self.rdepends: list[_Name] | None = None
-        self.rinstall_if: list[_Name] | None = None
+        self.rdepends: Sequence[_Name] | None = None
+        self.rinstall_if: Sequence[_Name] | None = None
         self.seen = False
         self.locked = False
         self.chosen_pkg: _Pkg | None = None
@@ -411,6 +411,7 @@ class _Solver:
     ) -> None:
         self.provider = provider
         self.reporter = reporter
+        self.tracing = type(reporter).discovered is not Reporter.discovered
         self.flags = flags
         self.ignore_conflict = bool(flags & SolverFlag.IGNORE_CONFLICT)
         self.available_repos = provider.available_repos
@@ -516,16 +517,18 @@ class _Solver:
         self.pkgs[id(cand)] = ps
         return ps
 
-    def rdepends(self, st: _Name) -> list[_Name]:
+    def rdepends(self, st: _Name) -> Sequence[_Name]:
         r = st.rdepends
         if r is None:
-            r = st.rdepends = self._names(self.provider.rdepends(st.name))
+            names = self.provider.rdepends(st.name)
+            r = st.rdepends = self._names(names) if names else ()
         return r
 
-    def rinstall_if(self, st: _Name) -> list[_Name]:
+    def rinstall_if(self, st: _Name) -> Sequence[_Name]:
         r = st.rinstall_if
         if r is None:
-            r = st.rinstall_if = self._names(self.provider.rinstall_if(st.name))
+            names = self.provider.rinstall_if(st.name)
+            r = st.rinstall_if = self._names(names) if names else ()
         return r
 
     def tag_allowed(self, tag: int) -> int:
@@ -660,8 +663,11 @@ class _Solver:
             return
         st.seen = True
         st.no_iif = True
-        self.reporter.discovered(st.name)
-        providers = self.providers(st)
+        if self.tracing:
+            self.reporter.discovered(st.name)
+        providers = st.providers
+        if providers is None:
+            providers = self.providers(st)
         num_virtual = 0
         for ps, _ in providers:
             if not ps.seen:
@@ -674,7 +680,9 @@ class _Solver:
             if not st0.seen:
                 discover(st0)
         for ps, _ in providers:
-            for st0 in self.rinstall_if(ps.name):
+            pname = ps.name
+            riif = pname.rinstall_if
+            for st0 in self.rinstall_if(pname) if riif is None else riif:
                 if not st0.seen:
                     discover(st0)
             # Discover the provided names in order. Names only ever become seen, so the
