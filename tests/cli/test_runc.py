@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import debian
-from tests.support.alpine_repo import BRANCH, RealisticRepo
+from tests.support.alpine_repo import BRANCH, OLD_BRANCH, RealisticRepo
 from tests.support.mirror import Mirror
 from tests.support.runc import (
     BinfmtError,
@@ -38,35 +38,43 @@ pytestmark = [
 ]
 
 
-def install(repo: RealisticRepo, mirror: Mirror, arch: str, where: Path) -> Path:
-    """``alpenglow apk --root ROOT --initdb --arch ARCH -X MIRROR add alpine-base``."""
-    if arch not in repo.arches:
-        pytest.skip(f"{arch}: {repo.skipped.get(arch, 'not in the realistic repository')}")
-    root = where / f"root-{arch}"
-    root.mkdir()
-    done = subprocess.run(
+def apk(
+    repo: RealisticRepo, root: Path, arch: str, repository: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """``alpenglow apk --root ROOT --arch ARCH -X REPOSITORY --keys-dir K ARGS``."""
+    return subprocess.run(
         [
             str(ALPENGLOW),
             "apk",
             "--root",
             str(root),
-            "--initdb",
             "--arch",
             arch,
             "-X",
-            mirror.repository(BRANCH),
+            repository,
             "--keys-dir",
             str(repo.keys_dir),
             "--cache-dir",
-            str(where / "cache"),
-            "--quiet",
-            "add",
-            "alpine-base",
+            str(root.parent / "cache"),
+            *args,
         ],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
+    )
+
+
+def install(
+    repo: RealisticRepo, mirror: Mirror, arch: str, where: Path, branch: str = BRANCH
+) -> Path:
+    """``alpenglow apk --root ROOT --initdb --arch ARCH -X MIRROR add alpine-base``."""
+    if arch not in repo.arches:
+        pytest.skip(f"{arch}: {repo.skipped.get(arch, 'not in the realistic repository')}")
+    root = where / f"root-{arch}"
+    root.mkdir()
+    done = apk(
+        repo, root, arch, mirror.repository(branch), "--initdb", "--quiet", "add", "alpine-base"
     )
     assert done.returncode == 0, done.stderr
     assert (root / "bin" / "busybox").is_file()
@@ -113,6 +121,24 @@ def test_a_failing_command_reports_its_status(x86_64_root: Path) -> None:
     done = run_in_root(root, ["/bin/sh", "-c", "touch /etc/x"])
     assert done.returncode != 0  # the root is mounted read-only
     assert not (root / "etc" / "x").exists()
+
+
+def test_a_root_upgraded_to_the_next_branch_still_runs(
+    realistic_repo: RealisticRepo, alpine_mirror: Mirror, tmp_path: Path
+) -> None:
+    if not is_native("x86_64"):
+        pytest.skip("this machine cannot run x86_64 binaries natively")
+    root = install(realistic_repo, alpine_mirror, "x86_64", tmp_path, OLD_BRANCH)
+    assert (root / "etc" / "os-release").is_file()
+    assert (root / "etc" / "sysctl.conf").is_file()
+    done = apk(realistic_repo, root, "x86_64", alpine_mirror.repository(BRANCH), "upgrade")
+    assert done.returncode == 0, done.stderr
+    assert "Upgrading busybox (1.35.0-r4 -> 1.35.0-r5)" in done.stdout
+    assert os.readlink(root / "etc" / "os-release") == "../usr/lib/os-release"
+    assert not (root / "etc" / "sysctl.conf").exists()
+    assert (root / "etc" / "nsswitch.conf").is_file()
+    done = run_in_root(root, ["/bin/sh", "-c", "echo ok; . /etc/os-release; echo $VERSION_ID"])
+    assert (done.returncode, done.stdout, done.stderr) == (0, "ok\n3.21.0\n", "")
 
 
 @pytest.mark.parametrize("arch", [a for a in ARCHES if a != "x86_64"])
