@@ -132,16 +132,26 @@ def _encode(
     lists: dict[tuple[int, ...], int] = {}
     columns: list[list[object]] = []
     packages = archive.packages
+    # equal values as one object: marshal then writes each once and reads back references
+    # (keyed with the type: True == 1, and a bool must stay a bool)
+    shared: dict[tuple[type, object], object] = {}
+
+    def one(value: object) -> object:
+        return shared.setdefault((type(value), value), value)
+
     for field in _FIELDS:
         values = [getattr(p, field) for p in packages]
-        if field in _DEP_FIELDS:
+        if field not in _DEP_FIELDS:
+            values = list(map(one, values))
+        else:
             values = [
                 lists.setdefault(tuple(atoms.setdefault(d, len(atoms)) for d in deps), len(lists))
                 for deps in values
             ]
         columns.append(values)
-    atom_columns = [[getattr(d, slot) for d in atoms] for slot in _DEP_SLOTS]
-    atom_columns[_DEP_SLOTS.index("op")] = [int(op) for op in atom_columns[1]]
+    atom_columns = [[one(getattr(d, slot)) for d in atoms] for slot in _DEP_SLOTS]
+    atom_columns[_DEP_SLOTS.index("op")] = [int(d.op) for d in atoms]
+    names = tuple(map(one, names))  # type: ignore[arg-type]
     payload = (
         _MAGIC,
         FORMAT,
