@@ -4,10 +4,12 @@ helpers it is made with."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import lzma
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -25,10 +27,11 @@ from alpenglow.apk.package import read_package
 from alpenglow.apk.signing import Keyring
 from tests.support import debian
 from tests.support.alpine_repo import BRANCH, OLD_BRANCH, RealisticRepo, realistic_repository
-from tests.support.mirror import Mirror
+from tests.support.mirror import Mirror, serve
 
 ALPENGLOW = Path(sys.executable).parent / "alpenglow"
 ARCH_NAMES = [a.alpine for a in debian.ARCHES]
+ARCHES_BY_NAME = {a.alpine: a for a in debian.ARCHES}
 BASE_SET = [
     "alpine-baselayout-data",
     "alpine-baselayout",
@@ -427,3 +430,65 @@ def test_downloaded_debs_are_reused_and_a_failed_arch_retried_later(tmp_path: Pa
     # a deb gone from the cache makes the manifest unusable
     os.unlink(cache / "debs" / "musl_1_amd64.deb")
     assert debian._load(cache / "manifest.json", cache) is None
+
+
+def fake_debian_mirror(base: Path) -> dict[str, bytes]:
+    """An unsigned Debian archive: bookworm has both packages for amd64 but only musl for
+    i386; trixie does not exist at all. Returns the .deb bytes by file name."""
+    debs: dict[str, bytes] = {}
+    stanzas: dict[str, list[str]] = {"amd64": [], "i386": []}
+    for package, arch in (("busybox-static", "amd64"), ("musl", "amd64"), ("musl", "i386")):
+        version = "1:1.35.0-4" if package == "busybox-static" else "1.2.3-1"
+        data = data_tar_xz({f"bin/{package}": f"{package} {arch}".encode()})
+        blob = ar_archive([("debian-binary", b"2.0\n"), ("data.tar.xz", data)])
+        name = f"{package}_{version.rsplit(':', maxsplit=1)[-1]}_{arch}.deb"
+        pool = base / "pool" / "main" / name
+        pool.parent.mkdir(parents=True, exist_ok=True)
+        pool.write_bytes(blob)
+        debs[name] = blob
+        stanzas[arch].append(
+            f"Package: {package}\nVersion: {version}\nArchitecture: {arch}\n"
+            f"Maintainer: Tests <tests@example.org>\nFilename: pool/main/{name}\n"
+            f"Size: {len(blob)}\nSHA256: {hashlib.sha256(blob).hexdigest()}\n"
+            f"Description: {package}\n"
+        )
+    checksums = []
+    dists = base / "dists" / "bookworm"
+    for arch, items in stanzas.items():
+        text = "\n".join(items).encode()
+        rel = f"main/binary-{arch}/Packages"
+        (dists / rel).parent.mkdir(parents=True)
+        (dists / rel).write_bytes(text)
+        checksums.append(f" {hashlib.sha256(text).hexdigest()} {len(text)} {rel}")
+    (dists / "Release").write_text(
+        "Origin: Tests\nSuite: stable\nCodename: bookworm\n"
+        "Date: Sun, 01 Nov 2026 00:00:00 UTC\nArchitectures: amd64 i386\nComponents: main\n"
+        "SHA256:\n" + "\n".join(checksums) + "\n"
+    )
+    return debs
+
+
+@pytest.mark.skipif(shutil.which("apt-get") is None, reason="apt-get is not installed")
+def test_private_apt_download_skips_what_a_mirror_lacks(tmp_path: Path) -> None:
+    """The real apt-get path against a local unsigned mirror: one arch downloads, one lacks
+    a package, one's suite is unreachable; nothing of the system's apt is used."""
+    expected = fake_debian_mirror(tmp_path / "mirror" / "debian")
+    wanted = [ARCHES_BY_NAME[a] for a in ("x86_64", "x86", "riscv64")]
+    with serve(tmp_path / "mirror") as mirror:
+        url = f"{mirror.url}/debian"
+        got = debian._download(tmp_path / "work", url, wanted, debian.PACKAGES, trusted=True)
+    assert sorted(got.debs) == ["x86_64"]
+    assert {p: path.read_bytes() for p, path in got.debs["x86_64"].items()} == {
+        "busybox-static": expected["busybox-static_1.35.0-4_amd64.deb"],
+        "musl": expected["musl_1.2.3-1_amd64.deb"],
+    }
+    assert got.versions == {"x86_64": {"busybox-static": "1:1.35.0-4", "musl": "1.2.3-1"}}
+    assert sorted(got.skipped) == ["riscv64", "x86"]
+    assert got.skipped["x86"] == (
+        f"Debian bookworm has no busybox-static for i386 at {url} "
+        "(not in the suite's package index)"
+    )
+    reason = got.skipped["riscv64"]
+    assert reason.startswith(f"Debian trixie has no busybox-static, musl for riscv64 at {url} (")
+    assert "trixie" in reason.split("(", 1)[1]
+    assert "404" in reason

@@ -47,6 +47,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -84,6 +85,8 @@ BASELAYOUT = ("3.6.5-r0", "3.6.8-r1")
 RELEASE = ("3.20.3-r0", "3.21.0-r0")
 KEYS_VERSION = "2.5-r0"
 CA_VERSION = "20241121-r1"
+STALE_AFTER = 3 * 24 * 3600
+"""Builds of other inputs (other checkouts, older code) unused this long are removed."""
 _HERE = Path(__file__).resolve()
 _WRITERS = ("archive.py", "package.py", "index.py", "signing.py")
 
@@ -208,9 +211,14 @@ def realistic_repository(root: Path | None = None) -> RealisticRepo:
                 os.replace(work, target)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
-            for stale in root.glob("repo-*"):
-                if stale != target:
-                    shutil.rmtree(stale, ignore_errors=True)
+        os.utime(target)  # in use: other checkouts' builds unused for STALE_AFTER are removed
+        for stale in root.glob("repo-*"):
+            try:
+                unused = time.time() - stale.stat().st_mtime
+            except OSError:
+                continue
+            if stale != target and unused > STALE_AFTER:
+                shutil.rmtree(stale, ignore_errors=True)
         return _load(target)
 
 

@@ -255,11 +255,13 @@ class Downloaded:
     skipped: dict[str, str]
 
 
-def _apt_config(work: Path, mirror: str, arches: Sequence[Arch]) -> Path:
+def _apt_config(work: Path, mirror: str, arches: Sequence[Arch], *, trusted: bool = False) -> Path:
     for sub in ("sources.list.d", "preferences.d", "lists/partial", "archives/partial", "debs"):
         (work / sub).mkdir(parents=True, exist_ok=True)
     (work / "status").write_text("")
     signed = f" signed-by={_KEYRING}" if _KEYRING.exists() else ""
+    if trusted:  # an unsigned local test mirror
+        signed = " trusted=yes"
     lines = []
     for suite in dict.fromkeys(a.suite for a in arches):
         names = ",".join(a.debian for a in arches if a.suite == suite)
@@ -328,16 +330,26 @@ def _candidates(output: str, native: str) -> dict[tuple[str, str], str]:
 
 
 def _problem(update_output: str, arch: Arch) -> str:
-    for line in update_output.splitlines():
+    """The first error apt-get update gave for ``arch``'s suite (with its detail line)."""
+    lines = update_output.splitlines()
+    for number, line in enumerate(lines):
         if line.startswith(("E:", "W:", "Err:")) and f" {arch.suite}" in line:
+            detail = lines[number + 1] if number + 1 < len(lines) else ""
+            if line.startswith("Err:") and detail[:1].isspace():
+                return f"{line.strip()}: {detail.strip()}"
             return line.strip()
     return ""
 
 
 def _download(
-    work: Path, mirror: str, arches: Sequence[Arch], packages: Sequence[str]
+    work: Path,
+    mirror: str,
+    arches: Sequence[Arch],
+    packages: Sequence[str],
+    *,
+    trusted: bool = False,
 ) -> Downloaded:
-    config = _apt_config(work, mirror, arches)
+    config = _apt_config(work, mirror, arches, trusted=trusted)
     status, update_out = _run(["apt-get", "update"], config, work, 900)
     _, policy_out = _run(
         ["apt-cache", "policy", *(f"{p}:{a.debian}" for a in arches for p in packages)],
@@ -351,7 +363,7 @@ def _download(
     for arch in arches:
         missing = [p for p in packages if (p, arch.debian) not in candidates]
         if missing:
-            problem = _problem(update_out, arch) or f"apt-get update exit status {status}"
+            problem = _problem(update_out, arch) or "not in the suite's package index"
             skipped[arch.alpine] = (
                 f"Debian {arch.suite} has no {', '.join(missing)} for {arch.debian} at {mirror} "
                 f"({problem})"
