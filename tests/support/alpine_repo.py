@@ -843,14 +843,8 @@ def build_repository(out: Path, debs: Downloaded) -> None:
         if arch.alpine == "x86_64":
             fallback = applets[arch.alpine]
     skipped = dict(debs.skipped)
-    manifest: dict[str, object] = {
-        "recipe": RECIPE,
-        "arches": [],
-        "skipped": skipped,
-        "packages": {},
-        "old_packages": {},
-        "applets": {},
-    }
+    done: list[str] = []
+    listed: dict[str, dict[str, list[list[str]]]] = {"packages": {}, "old_packages": {}}
     for arch in arches:
         if not applets[arch.alpine]:
             skipped[arch.alpine] = "no busybox applet list (the binary does not run here)"
@@ -875,10 +869,18 @@ def build_repository(out: Path, debs: Downloaded) -> None:
             recipes.append((_base(arch.alpine, old), old))
         built = [(r, _build(r, signer, scratch), old) for r, old in recipes]
         built += [(r, blob, True) for r, blob in shared_blobs]
-        _write_arch(out, arch.alpine, built, keyring, signer, manifest)
-        manifest["applets"][arch.alpine] = list(applets[arch.alpine])  # type: ignore[index]
-        manifest["arches"].append(arch.alpine)  # type: ignore[attr-defined]
+        newest, oldest = _write_arch(out, arch.alpine, built, keyring, signer)
+        listed["packages"][arch.alpine] = newest
+        listed["old_packages"][arch.alpine] = oldest
+        done.append(arch.alpine)
     shutil.rmtree(scratch)
+    manifest = {
+        "recipe": RECIPE,
+        "arches": done,
+        "skipped": skipped,
+        **listed,
+        "applets": {arch: list(applets[arch]) for arch in done},
+    }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
 
 
@@ -888,8 +890,9 @@ def _write_arch(
     built: list[tuple[_Recipe, bytes, bool]],
     keyring: Keyring,
     signer: Signer,
-    manifest: dict[str, object],
-) -> None:
+) -> tuple[list[list[str]], list[list[str]]]:
+    """Write one arch's packages and both branches' indexes; returns the two package lists
+    (``[name, version, arch, file]`` each) for the manifest."""
     from functools import cmp_to_key
 
     from alpenglow.apk.version import compare
@@ -924,7 +927,8 @@ def _write_arch(
             packages, f"{branch}.0-alpenglow-fixture", signer, mtime=NEW_TIME
         )
         (directory / "APKINDEX.tar.gz").write_bytes(index)
-    for key, packages in (("packages", everything), ("old_packages", older)):
-        manifest[key][arch] = [  # type: ignore[index]
-            [p.name, p.version, p.arch, f"{p.name}-{p.version}.apk"] for p in packages
-        ]
+
+    def listing(packages: list[Package]) -> list[list[str]]:
+        return [[p.name, p.version, p.arch, f"{p.name}-{p.version}.apk"] for p in packages]
+
+    return listing(everything), listing(older)
