@@ -492,3 +492,20 @@ def test_private_apt_download_skips_what_a_mirror_lacks(tmp_path: Path) -> None:
     assert reason.startswith(f"Debian trixie has no busybox-static, musl for riscv64 at {url} (")
     assert "trixie" in reason.split("(", 1)[1]
     assert "404" in reason
+
+
+@pytest.mark.skipif(shutil.which("apt-get") is None, reason="apt-get is not installed")
+def test_a_download_that_gets_nothing_is_not_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "empty").mkdir()
+    with serve(tmp_path / "empty") as mirror:
+        monkeypatch.setenv("ALPENGLOW_TEST_DEBIAN_MIRROR", f"{mirror.url}/debian")
+        got = debian.fetch_debs(tmp_path / "cache", [ARCHES_BY_NAME["x86_64"]])
+    assert got.debs == {}
+    assert list(got.skipped) == ["x86_64"]
+    assert got.skipped["x86_64"].startswith(
+        f"Debian bookworm has no busybox-static, musl for amd64 at {mirror.url}/debian ("
+    )
+    assert not (tmp_path / "cache").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["empty"]  # no work directory left behind

@@ -401,7 +401,8 @@ def fetch_debs(
 
     ``cache/manifest.json`` records what was fetched; it is reused as is unless some
     architectures were skipped and it is older than ``retry_after`` seconds, then the whole
-    download is tried again. Writes go to a temporary directory renamed into place.
+    download is tried again (delete ``cache`` to force it). A download that got nothing is
+    not recorded. Writes go to a temporary directory renamed into place.
     """
     manifest = cache / "manifest.json"
     previous = _load(manifest, cache)
@@ -419,6 +420,8 @@ def fetch_debs(
     work = Path(_mkdtemp(cache.parent, cache.name))
     try:
         result = _download(work, mirror, arches, packages)
+        if not result.debs:  # nothing at all (offline?): not recorded, tried again next time
+            return result
         final = cache.with_name(f".{cache.name}.new{os.getpid()}")
         (final / "debs").mkdir(parents=True)
         record: dict[str, object] = {"mirror": mirror, "skipped": result.skipped, "debs": {}}
