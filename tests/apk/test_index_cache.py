@@ -133,6 +133,18 @@ def test_damaged_entry_is_ignored_and_rewritten(
     assert load_index_cached(blob, keys, source="r", directory=tmp_path).hit
 
 
+def test_entry_others_could_change_is_ignored(tmp_path: Path, keypair: tuple[bytes, bytes]) -> None:
+    private, public = keypair
+    blob = signed(private)
+    keys = keyring(public)
+    load_index_cached(blob, keys, source="r", directory=tmp_path)
+    (entry,) = tmp_path.iterdir()
+    entry.chmod(0o666)
+    assert not load_index_cached(blob, keys, source="r", directory=tmp_path).hit
+    # rewritten privately, and used again
+    assert load_index_cached(blob, keys, source="r", directory=tmp_path).hit
+
+
 def test_unwritable_directory_is_no_cache(tmp_path: Path, keypair: tuple[bytes, bytes]) -> None:
     private, public = keypair
     blocker = tmp_path / "file"

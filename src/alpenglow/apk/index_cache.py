@@ -6,8 +6,9 @@ it (its name and the SHA-256 of its bytes) and which signature entries the archi
 is used only when the same decision would be taken again: the first signer found in the
 current keyring is the key that verified the bytes before and its file is byte-identical (or,
 for an index that was accepted with ``--allow-untrusted``, that option is given again and no
-signer is trusted now). Anything else, including a missing, truncated or corrupt entry, is a
-miss: the index is loaded the ordinary way and the entry rewritten.
+signer is trusted now). Anything else, including a missing, truncated or corrupt entry, or
+one that another user owns or could have changed, is a miss: the index is loaded the
+ordinary way and the entry rewritten.
 
 The entry holds the packages in columns (``marshal`` of plain values, the fastest thing
 Python reads back), the dependency atoms once each, and what the pool needs that depends on
@@ -283,6 +284,11 @@ class _PackageShell:
 def _read(path: Path, digest: str, keys: Keyring, allow_untrusted: bool) -> LoadedIndex | None:
     try:
         with open(path, "rb") as fh:
+            # An entry stands in for a verified signature, so only one that this user wrote
+            # and nobody else can change counts (the cache directory may be shared).
+            info = os.fstat(fh.fileno())
+            if info.st_uid != os.geteuid() or info.st_mode & 0o022:
+                return None
             blob = fh.read()
     except OSError:
         return None
