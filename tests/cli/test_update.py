@@ -211,3 +211,65 @@ def test_untrusted_index_is_not_cached(
     assert result.returncode == 1
     assert result.stderr == f"WARNING: updating and opening {index}: UNTRUSTED signature\n"
     assert not index_entry(env, index).exists()
+
+
+def test_install_from_the_mirror_downloads_verifies_and_caches(
+    run_cli: Run, tmp_path: Path, server: FlakyServer, mirror: MirrorRepo, env: dict[str, str]
+) -> None:
+    base = server.url(mirror.base)
+    target = tmp_path / "new-root"
+    keys = write_keys(tmp_path / "trusted", mirror)
+    server.misbehave(f"{mirror.base}/{mirror.arch}/lib-1.0-r0.apk", Behaviour(drop=True))
+    args = ("apk", "--root", str(target), "--keys-dir", str(keys), "-X", base, "--no-progress")
+    result = run_cli(*args, "--initdb", "add", "app", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[:2] == [
+        "(1/2) Installing lib (1.0-r0)",
+        "(2/2) Installing app (2.0-r0)",
+    ]
+    assert (target / "usr/share/app.txt").read_text().startswith("app 2.0-r0\n")
+    assert (target / "usr/share/lib.txt").exists()
+    packages = Path(env["XDG_CACHE_HOME"]) / "alpenglow/apk/packages"
+    assert sorted(p.name.split(".")[0] for p in packages.glob("*.apk")) == ["app-2", "lib-1"]
+    # a second root from the warm cache: no package is downloaded again
+    before = len(server.log)
+    other = tmp_path / "other-root"
+    result = run_cli(
+        "apk",
+        "--root",
+        str(other),
+        "--keys-dir",
+        str(keys),
+        "-X",
+        base,
+        "--no-progress",
+        "--initdb",
+        "add",
+        "tool",
+        "app",
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    fetched = [p for p, _ in server.log[before:]]
+    assert fetched == [f"{mirror.base}/{mirror.arch}/tool-0.5-r1.apk"]
+
+
+def test_install_refuses_a_tampered_download(
+    run_cli: Run, tmp_path: Path, server: FlakyServer, mirror: MirrorRepo, env: dict[str, str]
+) -> None:
+    base = server.url(mirror.base)
+    target = tmp_path / "new-root"
+    keys = write_keys(tmp_path / "trusted", mirror)
+    good = mirror.packages["app-2.0-r0.apk"]
+    evil = bytearray(good)
+    evil[len(evil) // 3] ^= 0x20
+    server.misbehave(f"{mirror.base}/{mirror.arch}/app-2.0-r0.apk", Behaviour(body=bytes(evil)))
+    args = ("apk", "--root", str(target), "--keys-dir", str(keys), "-X", base, "--no-progress")
+    result = run_cli(*args, "--initdb", "add", "app", env=env)
+    assert result.returncode != 0
+    url = server.url(f"{mirror.base}/{mirror.arch}/app-2.0-r0.apk")
+    assert url in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (target / "usr/share/app.txt").exists()
+    packages = Path(env["XDG_CACHE_HOME"]) / "alpenglow/apk/packages"
+    assert not list(packages.glob("app-*"))

@@ -230,6 +230,11 @@ def package_url(repository: Repository, package: Package) -> str:
     return f"{directory}/{package.name}-{package.version}.apk"
 
 
+def _key(candidate: Candidate, repository: Repository) -> tuple[str, str, str, str]:
+    p = candidate.package
+    return (p.name, p.version, p.checksum, repository.url)
+
+
 class RepositoryPackageSource:
     """Package bytes for the commit (helper A's ``PackageSource``), verified.
 
@@ -246,6 +251,7 @@ class RepositoryPackageSource:
         self.remote = remote
         self.keys = keys
         self.allow_untrusted = allow_untrusted
+        self._ready: dict[tuple[str, str, str, str], bytes] = {}
 
     def fetch(self, candidate: Candidate, repository: Repository) -> bytes:
         """The verified ``.apk`` of ``candidate`` from ``repository``.
@@ -254,6 +260,9 @@ class RepositoryPackageSource:
         not the package the index promised), :class:`SignatureError`.
         """
         package = candidate.package
+        ready = self._ready.pop(_key(candidate, repository), None)
+        if ready is not None:
+            return ready
         url = package_url(repository, package)
         if not is_network_url(url):
             return self._local(url, package)
@@ -279,6 +288,13 @@ class RepositoryPackageSource:
         return self.remote.fetcher.run_all(
             [lambda c=c, r=r: self.fetch(c, r) for c, r in items]  # type: ignore[misc]
         )
+
+    def prefetch(self, items: Sequence[tuple[Candidate, Repository]]) -> None:
+        """Fetch (in parallel) and verify the packages a commit will ask for; the next
+        :meth:`fetch` of each returns the bytes without checking them again."""
+        wanted = [(c, r) for c, r in items if _key(c, r) not in self._ready]
+        for (c, r), data in zip(wanted, self.fetch_all(wanted), strict=True):
+            self._ready[_key(c, r)] = data
 
     # -- helpers ----------------------------------------------------------------------------
 

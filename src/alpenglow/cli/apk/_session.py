@@ -688,6 +688,18 @@ def apply_changes(session: Session, solution: Solution) -> int:
         )
         return -1
     try:
+        prefetch = getattr(source, "prefetch", None)
+        if prefetch is not None:  # downloads in parallel before the commit starts
+            prefetch(
+                [
+                    (s.new, s.repository)
+                    for s in steps
+                    if s.new is not None
+                    and s.repository is not None
+                    and s.new.package.installed_size != 0
+                    and (s.old is None or s.old.checksum != s.new.package.checksum or s.reinstall)
+                ]
+            )
         state = load_database(session.root)
         result = commit_root(
             session.root,
