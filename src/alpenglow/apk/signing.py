@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -122,16 +123,26 @@ def sign(private_key: bytes, data: bytes, algorithm: str = "RSA") -> bytes:
     _check_algorithm(algorithm)
     if algorithm == "DSA":
         raise SignatureError("signing with DSA is not supported; use RSA, RSA256 or RSA512")
-    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    signature: bytes = _private_key(private_key).sign(data, padding.PKCS1v15(), _hash(algorithm))
+    return signature
+
+
+@lru_cache(maxsize=8)
+def _private_key(pem: bytes) -> Any:
+    """The loaded RSA key of ``pem``. Loading checks the key, which takes tens of
+    milliseconds; a build signs many packages and indexes with the same key."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     try:
-        key = load_pem_private_key(private_key, password=None)
+        key = load_pem_private_key(pem, password=None)
     except (ValueError, TypeError):
         raise SignatureError("the private key is not an unencrypted PEM private key") from None
     if not isinstance(key, rsa.RSAPrivateKey):
         raise SignatureError("the private key is not an RSA key")
-    return key.sign(data, padding.PKCS1v15(), _hash(algorithm))
+    return key
 
 
 @dataclass(frozen=True, slots=True)
