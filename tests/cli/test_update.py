@@ -273,3 +273,20 @@ def test_install_refuses_a_tampered_download(
     assert not (target / "usr/share/app.txt").exists()
     packages = Path(env["XDG_CACHE_HOME"]) / "alpenglow/apk/packages"
     assert not list(packages.glob("app-*"))
+
+
+def test_read_only_applets_read_the_cached_index(
+    run_cli: Run, root: Path, server: FlakyServer, mirror: MirrorRepo, env: dict[str, str]
+) -> None:
+    base = server.url(mirror.base)
+    index = f"{base}/{mirror.arch}/APKINDEX.tar.gz"
+    result = run_cli("apk", "--root", str(root), "-X", base, "search", "app", env=env)
+    assert result.stdout == ""
+    assert result.stderr == f"WARNING: opening from cache {index}: No such file or directory\n"
+    assert server.log == []  # read-only: never fetched
+    assert run_cli("apk", "--root", str(root), "-X", base, "update", env=env).returncode == 0
+    result = run_cli("apk", "--root", str(root), "-X", base, "search", "app", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "app-2.0-r0\n"
+    assert result.stderr == ""
+    assert len(server.log) == 1

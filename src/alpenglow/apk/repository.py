@@ -224,18 +224,20 @@ def _reason(exc: BaseException) -> str:
 
 
 def load_index(
-    path: str,
+    path: str | None,
     *,
     url: str,
     keys: object,
     allow_untrusted: bool,
+    data: bytes | None = None,
 ) -> tuple[str, tuple[object, ...]]:
-    """Read and verify the index file at ``path`` (the edge: file access happens here).
+    """Read and verify the index file at ``path`` (the edge: file access happens here), or
+    the index bytes ``data`` when given.
 
     Returns (description, packages). Raises :class:`RepositoryError` whose ``reason`` is
     apk's wording (``No such file or directory``, ``UNTRUSTED signature``...).
     """
-    loaded = open_index(path, url=url, keys=keys, allow_untrusted=allow_untrusted)
+    loaded = open_index(path, url=url, keys=keys, allow_untrusted=allow_untrusted, data=data)
     return loaded.archive.description, loaded.archive.packages
 
 

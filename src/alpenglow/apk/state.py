@@ -62,6 +62,9 @@ class OpenOptions:
     cache_dir: str | None = None
     allow_untrusted: bool = False
     keys_dir: str | None = None
+    download_cache: Path | None = None
+    """The shared download cache (:mod:`alpenglow.apk.cache`) that ``http(s)`` indexes are
+    read from; read-only applets never refresh them. None: such indexes are unavailable."""
 
 
 def _errno_text(exc: OSError) -> str:
@@ -201,12 +204,26 @@ def _load_repositories(
             action = "fetching"
         description = ""
         packages: list[Package] | None = None
-        if path is None:
-            warn(f"{action} {repo.url}: Protocol not supported")
+        data: bytes | None = None
+        if path is None and options.download_cache is not None and not options.no_cache:
+            from alpenglow.apk.cache import Cache
+
+            action = "opening from cache"
+            downloads = Cache(options.download_cache)
+            data = downloads.read(downloads.index_entry(repo.url))
+            if data is None:
+                warn(f"{action} {repo.url}: No such file or directory")
+        if path is None and data is None:
+            if options.download_cache is None or options.no_cache:
+                warn(f"{action} {repo.url}: Protocol not supported")
         else:
             try:
                 description, found = load_index(
-                    path, url=repo.url, keys=keys, allow_untrusted=options.allow_untrusted
+                    path,
+                    url=repo.url,
+                    keys=keys,
+                    allow_untrusted=options.allow_untrusted,
+                    data=data,
                 )
                 packages = []
                 for pkg in found:

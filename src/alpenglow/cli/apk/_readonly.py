@@ -15,6 +15,7 @@ from typing import Any
 
 from alpenglow.apk.catalog import Catalog
 from alpenglow.cli.apk import ApkContext
+from alpenglow.cli.apk._remote import cache_root
 
 __all__ = ["add_ordered", "open_root", "ordered", "verbosity"]
 
@@ -117,5 +118,6 @@ def open_root(
         cache_dir=getattr(opts, "cache_dir", None),
         allow_untrusted=bool(getattr(opts, "allow_untrusted", False)),
         keys_dir=getattr(opts, "keys_dir", None),
+        download_cache=cache_root(ctx, root),
     )
     return open_catalog(options, ctx.warning)
