@@ -16,12 +16,9 @@ commands that never touch the network do not pay for it.
 
 from __future__ import annotations
 
-import email.utils
-import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -159,6 +156,8 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     value = value.strip()
     if value.isdigit():
         return float(value)
+    import email.utils
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -215,7 +214,7 @@ class Fetcher:
         verify_tls: bool = True,
         user_agent: str = "alpenglow",
         sleep: Callable[[float], None] = time.sleep,
-        rand: Callable[[], float] = random.random,
+        rand: Callable[[], float] | None = None,
     ) -> None:
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
@@ -225,6 +224,10 @@ class Fetcher:
         self._verify = verify_tls
         self._headers = {"User-Agent": user_agent}
         self._sleep = sleep
+        if rand is None:
+            import random
+
+            rand = random.random
         self._rand = rand
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
@@ -369,6 +372,8 @@ class Fetcher:
         todo: Sequence[Callable[[], T]] = list(jobs)
         if len(todo) <= 1 or self.jobs == 1:
             return [job() for job in todo]
+        from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
         with ThreadPoolExecutor(max_workers=min(self.jobs, len(todo))) as pool:
             futures = [pool.submit(job) for job in todo]
             wait(futures, return_when=FIRST_EXCEPTION)

@@ -22,12 +22,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from alpenglow.apk.fetch import is_network_url
-from alpenglow.apk.remote import DEFAULT_MAX_AGE, IndexPolicy
 
 if TYPE_CHECKING:
     from alpenglow.apk.fetch import Progress
     from alpenglow.apk.index_cache import LoadedIndex
-    from alpenglow.apk.remote import Remote, RepositoryPackageSource
+    from alpenglow.apk.remote import IndexPolicy, Remote, RepositoryPackageSource
     from alpenglow.apk.repository import Repository
     from alpenglow.apk.signing import Keyring
     from alpenglow.cli.apk import ApkContext
@@ -45,11 +44,11 @@ def _opt(ctx: ApkContext, name: str, default: Any = None) -> Any:
 
 def cache_root(ctx: ApkContext, root: Path) -> Path:
     """The shared cache: ``--cache-dir`` (relative to the root) or the user's default."""
-    from alpenglow.apk.cache import default_cache_dir
-
     given = _opt(ctx, "cache_dir", None)
     if given:
         return root / str(given)
+    from alpenglow.apk.cache import default_cache_dir
+
     return default_cache_dir(os.environ)
 
 
@@ -57,6 +56,8 @@ def policy_for(ctx: ApkContext, *, writable: bool) -> IndexPolicy:
     """apk's rules: write applets (not ``del``) refresh stale indexes unless
     ``--no-network``; ``-U`` and ``update`` treat every index as stale (a conditional
     request still avoids downloading an unchanged one); ``--cache-max-age`` is in minutes."""
+    from alpenglow.apk.remote import DEFAULT_MAX_AGE, IndexPolicy
+
     no_network = bool(_opt(ctx, "no_network", False))
     max_age: float = DEFAULT_MAX_AGE
     given = _opt(ctx, "cache_max_age", None)
@@ -184,7 +185,7 @@ class NetworkRepositories:
         self.ctx = ctx
         self.root = root
         self.warn = warn
-        self.policy = policy_for(ctx, writable=writable)
+        self.writable = writable
         self.keys = keys
         self.allow_untrusted = allow_untrusted
         self.index_cache = index_cache
@@ -218,7 +219,7 @@ class NetworkRepositories:
                 verify_tls=not bool(_opt(self.ctx, "no_check_certificate", False)),
             )
             cache = Cache(cache_root(self.ctx, self.root))
-            self._remote = Remote(cache, fetcher, self.policy)
+            self._remote = Remote(cache, fetcher, policy_for(self.ctx, writable=self.writable))
         return self._remote
 
     def load(self, repo: Repository) -> LoadedIndex | None:
