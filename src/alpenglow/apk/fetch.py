@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from alpenglow.apk.repository import is_network_url
 from alpenglow.errors import AlpenglowError
 
 if TYPE_CHECKING:
@@ -63,12 +64,6 @@ _REASONS = {
     503: "Service Unavailable",
     504: "Gateway Timeout",
 }
-
-
-def is_network_url(url: str) -> bool:
-    """``http://`` or ``https://`` (what a :class:`Fetcher` can get)."""
-    head = url[:8].lower()
-    return head.startswith(("http://", "https://"))
 
 
 class FetchError(AlpenglowError):

@@ -34,6 +34,7 @@ __all__ = [
     "RepositoryError",
     "cache_file_name",
     "index_location",
+    "is_network_url",
     "load_index",
     "open_index",
     "parse_repositories",
@@ -72,6 +73,11 @@ class RepositoryError(AlpenglowError):
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+def is_network_url(url: str) -> bool:
+    """``http://`` or ``https://``: an index or package that is downloaded."""
+    return url[:8].lower().startswith(("http://", "https://"))
 
 
 def index_location(url: str) -> str | None:

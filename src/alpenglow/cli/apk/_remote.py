@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from alpenglow.apk.fetch import is_network_url
+from alpenglow.apk.repository import is_network_url
 
 if TYPE_CHECKING:
     from alpenglow.apk.fetch import Progress

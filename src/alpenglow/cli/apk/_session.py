@@ -34,18 +34,19 @@ from alpenglow.apk.repository import (
     Repository,
     RepositoryError,
     cache_file_name,
+    is_network_url,
     open_index,
     parse_repositories,
 )
 from alpenglow.apk.solver import Candidate, Change, Solution
 from alpenglow.apk.version import compare
-from alpenglow.cli.apk._remote import NetworkRepositories
 from alpenglow.errors import AlpenglowError, DatabaseError
 
 if TYPE_CHECKING:
     from alpenglow.apk.dependency import Dependency
     from alpenglow.apk.repository import Repository
     from alpenglow.cli.apk import ApkContext
+    from alpenglow.cli.apk._remote import NetworkRepositories
 
 __all__ = ["Failed", "Output", "Session", "apply_changes", "commit", "open_session", "print_errors"]
 
@@ -325,15 +326,21 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
     stale = 0
     # parsed indexes are cached per user; this is not apk's package cache (--no-cache)
     index_cache = default_directory()
-    network = NetworkRepositories(
-        ctx,
-        root,
-        out.warn,
-        writable=writable,
-        keys=keys,
-        allow_untrusted=allow_untrusted,
-        index_cache=index_cache,
-    )
+    # http(s) repositories go through the shared download cache; the machinery for them is
+    # imported only when one is configured (it costs start-up time every local run would pay)
+    network: NetworkRepositories | None = None
+    if any(is_network_url(repo.url) for repo in repos):
+        from alpenglow.cli.apk._remote import NetworkRepositories
+
+        network = NetworkRepositories(
+            ctx,
+            root,
+            out.warn,
+            writable=writable,
+            keys=keys,
+            allow_untrusted=allow_untrusted,
+            index_cache=index_cache,
+        )
     descriptions: list[tuple[Repository, str | None]] = []
     for repo in repos:
         remote = repo.remote
@@ -347,7 +354,7 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
         packages = None
         names = None
         description = None
-        if network.handles(repo):  # http(s): through the shared cache, apk's warnings
+        if network is not None and network.handles(repo):  # http(s): apk's warnings
             loaded = network.load(repo)
             if loaded is not None:
                 packages = loaded.archive.packages
@@ -372,7 +379,7 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
                 names = loaded.names
                 description = loaded.archive.description
                 remember_buckets(loaded.names, loaded.buckets)
-        if packages is None and remote and not network.handles(repo):
+        if packages is None and remote and not is_network_url(repo.url):
             unavailable += 1
         descriptions.append((repo, description))
         pool.add_repository(
@@ -389,10 +396,11 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
     gc.freeze()
     for w in pool.compat.warnings():
         out.warn(w)
-    unavailable += network.unavailable
-    stale += network.stale
+    if network is not None:
+        unavailable += network.unavailable
+        stale += network.stale
     extra: dict[str, object] = {"repositories": descriptions}
-    if network.used:
+    if network is not None and network.used:
         extra["package_source"] = network.package_source()
     return Session(
         ctx=ctx,
