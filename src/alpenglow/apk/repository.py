@@ -38,6 +38,7 @@ __all__ = [
     "load_index",
     "open_index",
     "parse_repositories",
+    "repository_files",
 ]
 
 
@@ -276,3 +277,19 @@ def open_index(
         )
     except (OSError, AlpenglowError) as exc:
         raise RepositoryError(f"{url}: {exc}", _reason(exc)) from None
+
+
+def repository_files(root: Path) -> list[tuple[str, Path]]:
+    """``etc/apk/repositories`` then ``*.list`` of both ``repositories.d`` (etc/ wins)."""
+    files = [("etc/apk/repositories", root / "etc/apk/repositories")]
+    found: dict[str, Path] = {}
+    for sub in ("lib/apk/repositories.d", "etc/apk/repositories.d"):
+        try:
+            names = sorted(os.listdir(root / sub))
+        except OSError:
+            continue
+        for name in names:
+            if not name.startswith(".") and name.endswith(".list"):
+                found[name] = root / sub / name
+    files += [(name, found[name]) for name in sorted(found)]
+    return files

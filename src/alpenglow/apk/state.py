@@ -29,6 +29,7 @@ from alpenglow.apk.repository import (
     cache_file_name,
     load_index,
     parse_repositories,
+    repository_files,
 )
 from alpenglow.apk.solver import identity_key
 from alpenglow.errors import AlpenglowError, DatabaseError
@@ -117,22 +118,6 @@ def printable_url(repo: Repository, arch: str) -> str:
     return _PASSWORD.sub(r"\1:*@", url)
 
 
-def _repository_files(root: Path) -> list[tuple[str, Path]]:
-    """``etc/apk/repositories`` then ``*.list`` of both ``repositories.d`` (etc/ wins)."""
-    files = [("etc/apk/repositories", root / "etc/apk/repositories")]
-    found: dict[str, Path] = {}
-    for sub in ("lib/apk/repositories.d", "etc/apk/repositories.d"):
-        try:
-            names = sorted(os.listdir(root / sub))
-        except OSError:
-            continue
-        for name in names:
-            if not name.startswith(".") and name.endswith(".list"):
-                found[name] = root / sub / name
-    files += [(name, found[name]) for name in sorted(found)]
-    return files
-
-
 def _configured(options: OpenOptions, warn: Callable[[str], None]) -> list[Repository]:
     arch = options.arches[0]
     variables: dict[str, str] = {}
@@ -160,7 +145,7 @@ def _configured(options: OpenOptions, warn: Callable[[str], None]) -> list[Repos
             ) from None
         add(data.decode("utf-8", "replace"), options.repositories_file)
         return repos
-    for source, path in _repository_files(options.root):
+    for source, path in repository_files(options.root):
         content = _read(path)
         if content is not None:
             add(content.decode("utf-8", "replace"), source)

@@ -37,6 +37,7 @@ from alpenglow.apk.repository import (
     is_network_url,
     open_index,
     parse_repositories,
+    repository_files,
 )
 from alpenglow.apk.solver import Candidate, Change, Solution
 from alpenglow.apk.version import compare
@@ -311,7 +312,7 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
                 out.warn(w)
             repos += found
     else:
-        for source, path in _repository_files(root):
+        for source, path in repository_files(root):
             data = _read(path)
             if data is None:
                 continue
@@ -418,23 +419,6 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
         stale=stale,
         extra=extra,
     )
-
-
-def _repository_files(root: Path) -> list[tuple[str, Path]]:
-    files = [("etc/apk/repositories", root / "etc/apk/repositories")]
-    found: dict[str, Path] = {}
-    for sub in ("lib/apk/repositories.d", "etc/apk/repositories.d"):
-        try:
-            entries = sorted(os.listdir(root / sub))
-        except OSError:
-            continue
-        for name in entries:
-            if name.startswith(".") or not name.endswith(".list"):
-                continue
-            found[name] = root / sub / name  # etc/ overrides lib/ for the same name
-    for name in sorted(found):
-        files.append((name, found[name]))
-    return files
 
 
 def _keyring(ctx: ApkContext, root: Path) -> object:
