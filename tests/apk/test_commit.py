@@ -381,6 +381,9 @@ def test_ctrl_c_in_the_middle_rolls_back(
     root = tmp_path / "root"
     _run(root, repo, [(None, a)], world="a")
     a2 = repo.add("a", "2.0-r0", [d("etc"), f("etc/a", b"2"), f("etc/new", b"2")])
+    # Old directory times: a rollback that left "now" on a changed directory would show.
+    for dirpath, _dirs, _files in os.walk(root):
+        os.utime(dirpath, (1_000_000_000, 1_000_000_000))
     before = snapshot(root)
     real_place = commit_mod._Journal.place
     calls = {"n": 0}

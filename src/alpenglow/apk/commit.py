@@ -654,6 +654,20 @@ class _Journal:
         self.stage = stage
         self.undo: list[Callable[[], None]] = []
         self.changed_dirs: set[str] = set()
+        # Times of the directories whose entries change, as they were before the first
+        # change: a rollback puts them back too, so the root is left exactly as it was.
+        self.dir_times: dict[str, tuple[int, int]] = {}
+
+    def _touching(self, real: str) -> None:
+        """Remember the times of the directory holding ``real`` before changing it."""
+        parent = os.path.dirname(real)
+        if parent in self.dir_times:
+            return
+        try:
+            st = os.lstat(parent)
+        except FileNotFoundError:
+            return
+        self.dir_times[parent] = (st.st_atime_ns, st.st_mtime_ns)
 
     def real(self, rel: str) -> str:
         directory, name = _split(rel)
@@ -683,6 +697,7 @@ class _Journal:
                 continue
             last = i == len(parts) - 1
             uid, gid, mode = _parse_acl(acl if last else "", _DEFAULT_DIR_ACL)
+            self._touching(current)
             os.mkdir(current, 0o700)
             self.undo.append(partial(os.rmdir, current))
             if chown:
@@ -719,6 +734,7 @@ class _Journal:
         if stat.S_ISDIR(st.st_mode):
             raise CommitError(f"{os.path.relpath(real, self.root)}: a directory is in the way")
         backup = self.stage.new_path(".old")
+        self._touching(real)
         os.rename(real, backup)
         self.undo.append(lambda: os.rename(backup, real))
         return backup
@@ -726,6 +742,7 @@ class _Journal:
     def place(self, staged: str, rel: str) -> None:
         real = self.real(rel)
         self._set_aside(real)
+        self._touching(real)
         os.rename(staged, real)
         self.undo.append(lambda: os.rename(real, staged))
         self.changed_dirs.add(_split(rel)[0])
@@ -742,6 +759,7 @@ class _Journal:
             return
         if not stat.S_ISDIR(st.st_mode):
             return
+        self._touching(real)
         try:
             os.rmdir(real)
         except OSError as exc:
@@ -761,6 +779,7 @@ class _Journal:
         real = self.real(rel)
         if os.path.lexists(real):
             return False
+        self._touching(real)
         os.symlink(target, real)
         self.undo.append(lambda: os.unlink(real))
         os.utime(real, (mtime, mtime), follow_symlinks=False)
@@ -771,6 +790,11 @@ class _Journal:
             action = self.undo.pop()
             try:
                 action()
+            except OSError:
+                continue
+        for path, (atime, mtime) in self.dir_times.items():
+            try:
+                os.utime(path, ns=(atime, mtime), follow_symlinks=False)
             except OSError:
                 continue
 
