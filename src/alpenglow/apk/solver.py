@@ -68,6 +68,8 @@ class SolverFlag(IntFlag):
 DEFAULT_PINNING = 1
 """Pinning mask of the untagged repositories (tag id 0)."""
 
+_AVAILABLE = int(SolverFlag.AVAILABLE)
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Candidate:
@@ -412,8 +414,11 @@ class _Solver:
         self.provider = provider
         self.reporter = reporter
         self.tracing = type(reporter).discovered is not Reporter.discovered
+        # plain ints: IntFlag arithmetic goes through enum's Python-level operators
+        flags = int(flags)
         self.flags = flags
         self.ignore_conflict = bool(flags & SolverFlag.IGNORE_CONFLICT)
+        self._providers_of = provider.providers
         self.available_repos = provider.available_repos
         self.tag_repos = tuple(provider.tag_repos)
         self.default_repos = self.mask_repos(DEFAULT_PINNING)
@@ -434,8 +439,8 @@ class _Solver:
         # apk_solver_set_name_flags: every provider of the name gets the flags
         for pname, (pflags, pinherit) in presets.items():
             for ps, _ in self.providers(self.name(pname)):
-                ps.solver_flags |= pflags
-                ps.solver_flags_inheritable |= pinherit
+                ps.solver_flags |= int(pflags)
+                ps.solver_flags_inheritable |= int(pinherit)
 
     def release(self) -> None:
         """Cut the references from name states to package and name states.
@@ -490,11 +495,11 @@ class _Solver:
         provs = st.providers
         if provs is None:
             pkgs = self.pkgs
-            make = self._make_pkg
             provs = st.providers = []
-            for c, v in self.provider.providers(st.name):
+            append = provs.append
+            for c, v in self._providers_of(st.name):
                 ps = pkgs.get(id(c))
-                provs.append((make(c) if ps is None else ps, v))
+                append((self._make_pkg(c) if ps is None else ps, v))
         return provs
 
     def pkg(self, cand: Candidate) -> _Pkg:
@@ -503,13 +508,42 @@ class _Solver:
 
     def _make_pkg(self, cand: Candidate) -> _Pkg:
         pkg = cand.package
-        ps = _Pkg(cand, self.name(pkg.name))
-        if pkg.depends:
-            ps.depends = self._deps(pkg.depends)
-        if pkg.provides:
-            ps.provides = self._deps(pkg.provides)
-        if pkg.install_if:
-            ps.install_if = self._deps(pkg.install_if)
+        table = self.names
+        n = pkg.name
+        st = table.get(n)
+        if st is None:
+            st = table[n] = _Name(n)
+        ps = _Pkg(cand, st)
+        deps = pkg.depends
+        if deps:
+            out = []
+            for d in deps:
+                n = d.name
+                st = table.get(n)
+                if st is None:
+                    st = table[n] = _Name(n)
+                out.append((d, st))
+            ps.depends = out
+        deps = pkg.provides
+        if deps:
+            out = []
+            for d in deps:
+                n = d.name
+                st = table.get(n)
+                if st is None:
+                    st = table[n] = _Name(n)
+                out.append((d, st))
+            ps.provides = out
+        deps = pkg.install_if
+        if deps:
+            out = []
+            for d in deps:
+                n = d.name
+                st = table.get(n)
+                if st is None:
+                    st = table[n] = _Name(n)
+                out.append((d, st))
+            ps.install_if = out
         repos = cand.repos
         if cand.installed:
             repos |= self.tag_allowed(cand.repository_tag)
@@ -662,21 +696,26 @@ class _Solver:
         if st.seen:
             return
         st.seen = True
-        st.no_iif = True
         if self.tracing:
             self.reporter.discovered(st.name)
         providers = st.providers
         if providers is None:
             providers = self.providers(st)
+        discover = self.discover
+        # nothing reads the name's no_iif while its providers are discovered: it is set
+        # once, after the loop
+        no_iif = True
         num_virtual = 0
         for ps, _ in providers:
             if not ps.seen:
                 self._discover_pkg(ps)
-            st.no_iif = st.no_iif and ps.iif_failed
+            if no_iif and not ps.iif_failed:
+                no_iif = False
             if ps.name is not st:
                 num_virtual += 1
-        discover = self.discover
-        for st0 in self.rinstall_if(st):
+        st.no_iif = no_iif
+        riif = st.rinstall_if
+        for st0 in self.rinstall_if(st) if riif is None else riif:
             if not st0.seen:
                 discover(st0)
         for ps, _ in providers:
@@ -690,7 +729,8 @@ class _Solver:
             # names (busybox: hundreds) costs n steps instead of n * n.
             provides = ps.provides
             i = ps.provides_scan
-            while i < len(provides):
+            end = len(provides)
+            while i < end:
                 st0 = provides[i][1]
                 i += 1
                 if not st0.seen:
@@ -700,7 +740,7 @@ class _Solver:
             ps.provides_scan = i
         order_flags = 0
         if st.name not in self.flagged:
-            order_flags |= 1 << 31
+            order_flags = 1 << 31
         if len(providers) != num_virtual:
             order_flags |= 1 << 30
         self.order_counter += 1
@@ -718,19 +758,19 @@ class _Solver:
         ps.seen = True
         ps.pinning_allowed = DEFAULT_PINNING
         ps.pinning_preferred = DEFAULT_PINNING
-        ps.pkg_available = bool(cand.repos & self.available_repos)
+        available = ps.pkg_available = bool(cand.repos & self.available_repos)
         ps.pkg_selectable = not cand.uninstallable and (
-            ps.pkg_available
+            available
             or cand.cached
             or cand.cached_non_repository
             or cand.package.installed_size == 0
             or cand.installed
         )
-        ps.iif_failed = not ps.install_if or bool(
-            self.flags_inherit & SolverFlag.AVAILABLE and not ps.pkg_available
+        ps.iif_failed = not ps.install_if or bool(self.flags_inherit & _AVAILABLE and not available)
+        preferred = ps.tag_preferred = cand.package.installed_size == 0 or bool(
+            ps.repos & self.default_repos
         )
-        ps.tag_preferred = cand.package.installed_size == 0 or bool(ps.repos & self.default_repos)
-        ps.tag_ok = ps.tag_preferred or cand.cached_non_repository or cand.installed
+        ps.tag_ok = preferred or cand.cached_non_repository or cand.installed
         for _, st0 in ps.depends:
             if not st0.seen:
                 self.discover(st0)
