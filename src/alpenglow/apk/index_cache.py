@@ -13,7 +13,9 @@ ordinary way and the entry rewritten.
 The entry holds the packages in columns (``marshal`` of plain values, the fastest thing
 Python reads back), the dependency atoms once each, and what the pool needs that depends on
 the index alone: every name in the order apk creates it while reading the index, with its
-bucket in apk's name hash table. Entries are written atomically (temporary file, then
+bucket in apk's name hash table, and each package's identity key and whether apk reads it
+as listed (:func:`alpenglow.apk.pool.prepare_index`, handed to the pool through
+:func:`alpenglow.apk.pool.remember_prepared`). Entries are written atomically (temporary file, then
 ``os.replace``); at most :data:`MAX_ENTRIES` are kept, the least recently written dropped.
 
 The cache lives in ``$XDG_CACHE_HOME/alpenglow/indexes`` (``~/.cache/...`` by default). It
@@ -43,7 +45,7 @@ def __dir__() -> list[str]:
     return __all__
 
 
-FORMAT = 1
+FORMAT = 2
 """Version of the entry layout; entries of another version are ignored."""
 MAX_ENTRIES = 16
 """Entries kept in the cache directory."""
@@ -98,14 +100,16 @@ def load_index_cached(
             return hit
     archive = load_index_archive(data, keyring, source=source, allow_untrusted=allow_untrusted)
     names = _creation_names(archive.packages)
-    from alpenglow.apk.pool import bucket_of
+    from alpenglow.apk.pool import bucket_of, prepare_index, remember_prepared
 
     buckets = tuple(map(bucket_of, names))
+    identities, plain = prepare_index(archive.packages)
+    remember_prepared(archive.packages, identities, plain)
     if path is not None:
         key_digest = ""
         if archive.key_name is not None:
             key_digest = hashlib.sha256(keyring.get(archive.key_name) or b"").hexdigest()
-        _write(path, _encode(digest, archive, key_digest, names, buckets))
+        _write(path, _encode(digest, archive, key_digest, names, buckets, identities, plain))
     return LoadedIndex(archive, names, buckets, False)
 
 
@@ -128,6 +132,8 @@ def _encode(
     key_digest: str,
     names: tuple[str, ...],
     buckets: tuple[int, ...],
+    identities: tuple[bytes, ...],
+    plain: bytes,
 ) -> bytes:
     atoms: dict[Dependency, int] = {}
     lists: dict[tuple[int, ...], int] = {}
@@ -166,6 +172,8 @@ def _encode(
         tuple(columns),
         names,
         buckets,
+        identities,
+        plain,
     )
     return marshal.dumps(payload)
 
@@ -334,6 +342,8 @@ def _decode(blob: bytes, digest: str, keys: Keyring, allow_untrusted: bool) -> L
         columns,
         names,
         buckets,
+        identities,
+        plain,
     ) = marshal.loads(blob)
     if magic != _MAGIC or version != FORMAT or stored_digest != digest:
         return None
@@ -354,5 +364,8 @@ def _decode(blob: bytes, digest: str, keys: Keyring, allow_untrusted: bool) -> L
     packages = tuple(map(_PackageShell, *columns))
     if len(names) != len(buckets):
         return None
+    from alpenglow.apk.pool import remember_prepared
+
+    remember_prepared(packages, identities, plain)  # type: ignore[arg-type]
     archive = IndexArchive(description, packages, key_name, signers)  # type: ignore[arg-type]
     return LoadedIndex(archive, names, buckets, True)

@@ -44,7 +44,9 @@ __all__ = [
     "murmur3_32",
     "name_hash",
     "normalize_index_package",
+    "prepare_index",
     "remember_buckets",
+    "remember_prepared",
 ]
 
 
@@ -76,6 +78,47 @@ def bucket_of(name: str) -> int:
 def remember_buckets(names: Iterable[str], buckets: Iterable[int]) -> None:
     """Seed :func:`bucket_of` with buckets computed before (the index cache keeps them)."""
     _BUCKETS.update(zip(names, buckets, strict=True))
+
+
+# id(packages) -> (packages, identities, plain): see remember_prepared
+_PREPARED: dict[int, tuple[Sequence[Package], Sequence[bytes], bytes]] = {}
+_PREPARED_KEPT = 64
+
+
+def prepare_index(packages: Sequence[Package]) -> tuple[tuple[bytes, ...], bytes]:
+    """What :meth:`Pool.add_repository` works out per package of an index, ahead of time:
+    each package's identity key (:func:`~alpenglow.apk.solver.identity_key` of ``C:``),
+    and a byte per package, 1 when apk reads it exactly as listed (no reading rule of
+    :func:`normalize_index_package` changes it or flags anything)."""
+    identities = tuple(identity_key(pkg.checksum) for pkg in packages)
+    plain = bytearray(len(packages))
+    for i, pkg in enumerate(packages):
+        compat = Compat()
+        norm, uninstallable = normalize_index_package(pkg, compat)
+        if norm is pkg and not uninstallable and compat == Compat():
+            plain[i] = 1
+    return identities, bytes(plain)
+
+
+def remember_prepared(
+    packages: Sequence[Package], identities: Sequence[bytes], plain: bytes
+) -> None:
+    """Keep :func:`prepare_index`'s answer for this very ``packages`` sequence (the index
+    cache stores it), for :meth:`Pool.add_repository` to use instead of working it out."""
+    if len(identities) != len(packages) or len(plain) != len(packages):
+        raise ValueError("prepared data does not match the packages")
+    if not isinstance(plain, bytes) or not all(isinstance(i, bytes) for i in identities):
+        raise TypeError("prepared data of the wrong type")
+    while len(_PREPARED) >= _PREPARED_KEPT:
+        del _PREPARED[next(iter(_PREPARED))]  # the oldest: its index is long in its pool
+    _PREPARED[id(packages)] = (packages, identities, plain)
+
+
+def _prepared_for(packages: object) -> tuple[Sequence[bytes], bytes] | None:
+    found = _PREPARED.get(id(packages))
+    if found is None or found[0] is not packages:
+        return None
+    return found[1], found[2]
 
 
 def murmur3_32(data: bytes, seed: int) -> int:
@@ -320,7 +363,7 @@ class Pool:
         self._installed_cands: tuple[Candidate, ...] = ()
         self._available_repos = 0
         self._local_repos = 0
-        self._repo_providers: set[str] = set()
+        self._repo_providers: set[str] | None = set()
 
     # -- building --------------------------------------------------------------------------
 
@@ -354,8 +397,16 @@ class Pool:
         """Record the world file's names (apk reads it first, which fixes name order)."""
         self._sources.append(("world", tuple(world)))
 
-    def _add(self, pkg: Package, uninstallable: bool, *, cached: bool = False) -> _Entry | None:
-        ident = identity_key(pkg.checksum)
+    def _add(
+        self,
+        pkg: Package,
+        uninstallable: bool,
+        *,
+        cached: bool = False,
+        ident: bytes | None = None,
+    ) -> _Entry | None:
+        if ident is None:
+            ident = identity_key(pkg.checksum)
         if not ident:
             return None
         entry = self._by_identity.get(ident)
@@ -450,22 +501,52 @@ class Pool:
             self._available_repos |= bit
         if local:
             self._local_repos |= bit
+        prepared = _prepared_for(packages)
         pkgs = list(packages)
         self._sources.append(("pkgs", pkgs) if names is None else ("names", names))
         with _gc_paused():
-            self._add_listed(pkgs, bit)
+            if prepared is None:
+                self._add_listed(pkgs, bit)
+            else:
+                self._add_prepared(pkgs, bit, *prepared)
         self._allow(index, mask)
         return index
 
     def _add_listed(self, pkgs: list[Package], bit: int) -> None:
+        self._repo_providers = None  # worked out again when asked
         for pkg in pkgs:
             norm, uninstallable = normalize_index_package(pkg, self.compat)
             entry = self._add(norm, uninstallable)
-            if entry is None:
+            if entry is not None:
+                entry.repos |= bit
+
+    def _add_prepared(
+        self, pkgs: list[Package], bit: int, identities: Sequence[bytes], plain: bytes
+    ) -> None:
+        """:meth:`_add_listed` with :func:`prepare_index`'s answers at hand."""
+        self._repo_providers = None
+        by_identity = self._by_identity
+        entries = self._entries
+        arches = self.arches
+        finished = self._finished
+        for pkg, ident, as_is in zip(pkgs, identities, plain, strict=True):
+            if not as_is:
+                norm, uninstallable = normalize_index_package(pkg, self.compat)
+                entry = self._add(norm, uninstallable, ident=ident)
+                if entry is not None:
+                    entry.repos |= bit
                 continue
-            if not entry.repos:
-                self._repo_providers.add(entry.package.name)
-                self._repo_providers.update(d.name for d in entry.package.provides)
+            entry = by_identity.get(ident) if ident else None
+            if entry is None:
+                if not ident or finished:
+                    entry = self._add(pkg, False, ident=ident)
+                    if entry is None:
+                        continue
+                else:
+                    arch = pkg.arch
+                    entry = _Entry(pkg, ident, not (not arch or arch in arches or arch == "noarch"))
+                    by_identity[ident] = entry
+                    entries.append(entry)
             entry.repos |= bit
 
     def _allow(self, index: int, mask: int) -> None:
@@ -577,7 +658,15 @@ class Pool:
         return name in self._creation_order()
 
     def has_repository_providers(self, name: str) -> bool:
-        return name in self._repo_providers
+        names = self._repo_providers
+        if names is None:
+            names = set()
+            for e in self._entries:
+                if e.repos:
+                    names.add(e.package.name)
+                    names.update(d.name for d in e.package.provides)
+            self._repo_providers = names
+        return name in names
 
     def candidates(self) -> Iterable[Candidate]:
         for e in self._entries:
