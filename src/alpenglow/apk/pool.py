@@ -359,7 +359,7 @@ class Pool:
         self._late_rdepends: dict[str, list[str]] = {}
         self._late_rinstall_if: dict[str, list[str]] = {}
         self._creation: dict[str, int] | None = None
-        self._order_keys: dict[str, int] = {}
+        self._order_keys: dict[str, int] | None = None
         self._installed_cands: tuple[Candidate, ...] = ()
         self._available_repos = 0
         self._local_repos = 0
@@ -707,21 +707,30 @@ class Pool:
         for cand in cands:
             pkg = cand.package
             names[pkg.name] = None
-            for d in pkg.provides:
-                names[d.name] = None
+            if pkg.provides:
+                names.update(dict.fromkeys(map(_name_of, pkg.provides)))
         if len(names) == 1:
             return list(names)
         # apk's name table order: by bucket, and within a bucket the most recently
         # created name first; one integer key per name says both
-        order = self._creation_order()
+        try:
+            return sorted(names, key=self._order_table().__getitem__)
+        except KeyError:  # a name missing from the creation order (added late)
+            return self._ordered_unknown(names)
+
+    def _order_table(self) -> dict[str, int]:
+        """Every name of the creation order with its sort key in apk's name table."""
         keys = self._order_keys
-        for n in names:
-            if n not in keys:
-                index = order.get(n)
-                if index is None:
-                    return self._ordered_unknown(names)
-                keys[n] = (bucket_of(n) << 32) - index
-        return sorted(names, key=keys.__getitem__)
+        if keys is None:
+            buckets = _BUCKETS
+            keys = {}
+            for n, index in self._creation_order().items():
+                bucket = buckets.get(n)
+                if bucket is None:
+                    bucket = bucket_of(n)
+                keys[n] = (bucket << 32) - index
+            self._order_keys = keys
+        return keys
 
     def _ordered_unknown(self, names: Iterable[str]) -> list[str]:
         """:meth:`_ordered` when a name is missing from the creation order (added late)."""
