@@ -308,6 +308,9 @@ def _read(path: Path, digest: str, keys: Keyring, allow_untrusted: bool) -> Load
         return None
     finally:
         if enabled:
+            # the records outlive this call (they go into a pool): out of the collector's
+            # generations with them, or the next allocation would walk them all
+            gc.freeze()
             gc.enable()
 
 

@@ -165,13 +165,19 @@ def murmur3_32(data: bytes, seed: int) -> int:
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     """No cyclic garbage collection while thousands of (acyclic) records are built: each
-    collection would walk every record made so far."""
+    collection would walk every record made so far.
+
+    The records then live as long as the pool, so they are moved out of the collector's
+    generations (``gc.freeze``) before it is turned back on: otherwise the first
+    allocation after that walks all of them at once. They have no cycles; reference
+    counting still frees them with the pool."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if enabled:
+            gc.freeze()
             gc.enable()
 
 
