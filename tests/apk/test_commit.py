@@ -482,3 +482,73 @@ def test_run_scripts_needs_a_shell_in_the_root(tmp_path: Path, repo: Repo) -> No
     assert result.script_errors == ("lib/apk/exec/s-1.0-r0.post-install: exited with error 127",)
     assert (root / "usr/s").exists()
     assert "f:s" in (root / "lib/apk/db/installed").read_text()
+
+
+def _etc(version: str, conf: bytes, **extra: bytes) -> list[TarEntry]:
+    entries = [d("etc"), f("etc/app.conf", conf)]
+    entries += [f(f"etc/{name}", data) for name, data in extra.items()]
+    return [*entries, d("usr"), d("usr/share"), f("usr/share/app", version.encode())]
+
+
+def test_upgrade_keeps_a_locally_changed_config_file(tmp_path: Path, repo: Repo) -> None:
+    v1 = repo.add("app", "1.0-r0", _etc("1", b"default 1\n"))
+    root = tmp_path / "root"
+    _run(root, repo, [(None, v1)], world="app")
+    (root / "etc/app.conf").write_bytes(b"my setting\n")
+    v2 = repo.add("app", "2.0-r0", _etc("2", b"default 2\n"))
+    _run(root, repo, [(v1, v2)], world="app")
+    assert (root / "etc/app.conf").read_bytes() == b"my setting\n"
+    assert (root / "etc/app.conf.apk-new").read_bytes() == b"default 2\n"
+    assert (root / "usr/share/app").read_bytes() == b"2"  # not protected: replaced
+
+
+def test_upgrade_replaces_an_unchanged_config_file(tmp_path: Path, repo: Repo) -> None:
+    v1 = repo.add("app", "1.0-r0", _etc("1", b"default 1\n"))
+    root = tmp_path / "root"
+    _run(root, repo, [(None, v1)], world="app")
+    v2 = repo.add("app", "2.0-r0", _etc("2", b"default 2\n"))
+    _run(root, repo, [(v1, v2)], world="app")
+    assert (root / "etc/app.conf").read_bytes() == b"default 2\n"
+    assert not (root / "etc/app.conf.apk-new").exists()
+
+
+def test_local_file_equal_to_the_new_one_needs_no_apk_new(tmp_path: Path, repo: Repo) -> None:
+    v1 = repo.add("app", "1.0-r0", _etc("1", b"default 1\n"))
+    root = tmp_path / "root"
+    _run(root, repo, [(None, v1)], world="app")
+    (root / "etc/app.conf").write_bytes(b"default 2\n")
+    v2 = repo.add("app", "2.0-r0", _etc("2", b"default 2\n"))
+    _run(root, repo, [(v1, v2)], world="app")
+    assert (root / "etc/app.conf").read_bytes() == b"default 2\n"
+    assert not (root / "etc/app.conf.apk-new").exists()
+
+
+def test_clean_protected_writes_no_apk_new(tmp_path: Path, repo: Repo) -> None:
+    v1 = repo.add("app", "1.0-r0", _etc("1", b"default 1\n"))
+    root = tmp_path / "root"
+    _run(root, repo, [(None, v1)], world="app")
+    (root / "etc/app.conf").write_bytes(b"mine\n")
+    v2 = repo.add("app", "2.0-r0", _etc("2", b"default 2\n"))
+    _run(root, repo, [(v1, v2)], world="app", clean_protected=True)
+    assert (root / "etc/app.conf").read_bytes() == b"mine\n"
+    assert not (root / "etc/app.conf.apk-new").exists()
+
+
+def test_unknown_file_in_etc_is_kept_on_first_install(tmp_path: Path, repo: Repo) -> None:
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/app.conf").write_bytes(b"placed by hand\n")
+    v1 = repo.add("app", "1.0-r0", _etc("1", b"default 1\n"))
+    _run(root, repo, [(None, v1)], world="app")
+    assert (root / "etc/app.conf").read_bytes() == b"placed by hand\n"
+    assert (root / "etc/app.conf.apk-new").read_bytes() == b"default 1\n"
+
+
+def test_protected_paths_d_can_unprotect(tmp_path: Path, repo: Repo) -> None:
+    root = tmp_path / "root"
+    (root / "etc/apk/protected_paths.d").mkdir(parents=True)
+    (root / "etc/apk/protected_paths.d/local.list").write_text("!etc\n")
+    (root / "etc/app.conf").write_bytes(b"placed by hand\n")
+    v1 = repo.add("app", "1.0-r0", _etc("1", b"default 1\n"))
+    _run(root, repo, [(None, v1)], world="app")
+    assert (root / "etc/app.conf").read_bytes() == b"default 1\n"

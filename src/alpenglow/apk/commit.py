@@ -69,6 +69,7 @@ from alpenglow.apk.database import (
 )
 from alpenglow.apk.index import Package
 from alpenglow.apk.package import CHECKSUM_KEY, ApkFile, read_package
+from alpenglow.apk.protected import Rule, is_protected, rules_from_files
 from alpenglow.errors import CommitError, DatabaseError, PackageError
 
 if TYPE_CHECKING:
@@ -232,6 +233,8 @@ class CommitOptions:
     run_scripts: bool = False
     create_cache_dir: bool = True
     """Create ``var/cache/apk`` as apk does when ``etc/apk/cache`` is absent."""
+    clean_protected: bool = False
+    """Never write ``.apk-new`` files: keep locally changed configuration as it is."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -935,6 +938,7 @@ def _run(
     removing = {s.old.name for s in steps if s.new is None and s.old is not None}
     ids = _Ids(root)
     ops: list[Callable[[], None]] = []
+    protected = _protected_rules(root)
 
     # -- stage every package and plan the operations, in change-set order
     for step in steps:
@@ -1018,6 +1022,8 @@ def _run(
         for f in staged.files:
             directory, name = _split(f.path)
             holder = file_owner.get(f.path)
+            holder_rec = owned.get(holder) if holder is not None else None
+            keep_local = _keeps_local_file(root, protected, f, holder_rec)
             if holder is not None and holder != package.name and holder in owned:
                 other = owned[holder].package
                 verdict = _replaces_file(other, package, removing)
@@ -1032,7 +1038,11 @@ def _run(
                 owned[holder].files.get(directory, {}).pop(name, None)
             file_owner[f.path] = package.name
             new_rec.files[directory][name] = InstalledFile(name, f.acl, f.digest)
-            ops.append(partial(journal.place, f.staged, f.path))
+            if keep_local is None:
+                ops.append(partial(journal.place, f.staged, f.path))
+            elif keep_local and not options.clean_protected:
+                # a locally changed configuration file: the package's version goes beside it
+                ops.append(partial(journal.place, f.staged, f.path + ".apk-new"))
         if old_rec is not None:
             new_paths = set(new_rec.all_files())
             for path in old_rec.all_files():
@@ -1139,6 +1149,62 @@ def _run(
         os.close(fd)
         journal.undo.append(lambda: os.unlink(lock_path))
     return CommitResult(installed, tuple(warnings), tuple(script_errors))
+
+
+def _protected_rules(root: str) -> tuple[Rule, ...]:
+    """apk's built-in protected paths and those of ``etc/apk/protected_paths.d/*.list``."""
+    directory = resolve_in_root(root, "etc/apk/protected_paths.d")
+    try:
+        names = sorted(n for n in os.listdir(directory) if n.endswith(".list"))
+    except OSError:
+        names = []
+    texts = []
+    for name in names:
+        data = _read_optional(Path(directory) / name)
+        if data is not None:
+            texts.append(data.decode("utf-8", "replace"))
+    return rules_from_files(texts)
+
+
+def _disk_digest(real: str) -> str | None:
+    """``Q1`` SHA-1 of what is at ``real`` (content, or link target); None if nothing is
+    there, "" for something that has no digest (a directory, a device)."""
+    try:
+        st = os.lstat(real)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        data = os.fsencode(os.readlink(real))
+    elif stat.S_ISREG(st.st_mode):
+        with open(real, "rb") as fh:
+            data = fh.read()
+    else:
+        return ""
+    return "Q1" + base64.b64encode(hashlib.sha1(data).digest()).decode()
+
+
+def _keeps_local_file(
+    root: str, rules: Sequence[Rule], f: _StagedFile, holder: _Owned | None
+) -> bool | None:
+    """apk's rule for a file in a protected directory that already exists in the root.
+
+    None: install the package's file as usual. True: keep the local file and put the
+    package's version beside it as ``.apk-new``. False: keep the local file, which is already
+    identical to the package's.
+    """
+    directory, name = _split(f.path)
+    if not is_protected(rules, directory, symlink=f.kind == SYMLINK):
+        return None
+    on_disk = _disk_digest(os.path.join(resolve_in_root(root, directory), name))
+    if on_disk is None:
+        return None
+    known = ""
+    if holder is not None:
+        entry = holder.files.get(directory, {}).get(name)
+        known = entry.digest if entry is not None else ""
+    if known and on_disk == known:
+        return None  # unchanged since it was installed: replace it
+    return bool(not f.digest or on_disk != f.digest)
 
 
 def _dir_refs(records: Iterable[_Owned]) -> set[str]:

@@ -673,6 +673,7 @@ def apply_changes(session: Session, solution: Solution) -> int:
         chown=not bool(_opt(ctx, "no_chown", False)),
         run_scripts=bool(_opt(ctx, "scripts", False)) and not bool(_opt(ctx, "no_scripts", False)),
         create_cache_dir=not bool(_opt(ctx, "no_cache", False)),
+        clean_protected=bool(_opt(ctx, "clean_protected", False)),
     )
     if options.run_scripts and session.arches[0] != default_arch():
         out.err(
