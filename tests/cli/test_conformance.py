@@ -6,16 +6,15 @@ process in ``R/tmp``; stdout and stderr together must equal the ``@EXPECT`` line
 
 from __future__ import annotations
 
-import gzip
-import io
 import os
 import subprocess
 import sys
-import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from tests.cli.query_roots import tar_index
 
 REPO = Path(__file__).resolve().parents[2]
 CASES = REPO.parent / "shared" / "conformance" / "apk-solver"
@@ -61,17 +60,6 @@ def parse_case(path: Path) -> Case:
     return case
 
 
-def _tar_index(source: Path, target: Path) -> None:
-    data = source.read_bytes()
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w") as tar:
-        info = tarfile.TarInfo("APKINDEX")
-        info.size = len(data)
-        info.mode = 0o644
-        tar.addfile(info, io.BytesIO(data))
-    target.write_bytes(gzip.compress(raw.getvalue(), mtime=0))
-
-
 def build_root(case: Case, root: Path) -> None:
     for sub in ("etc/apk/cache", "lib/apk/db", "tmp", "var/log"):
         (root / sub).mkdir(parents=True, exist_ok=True)
@@ -85,7 +73,7 @@ def build_root(case: Case, root: Path) -> None:
     lines = []
     for tag, name in case.repos:
         target = root / "tmp" / (Path(name).stem + ".tar.gz")
-        _tar_index(CASES / name, target)
+        tar_index((CASES / name).read_text(), target)
         url = f"test://{target}"
         lines.append(f"{tag} {url}" if tag else url)
     (root / "etc/apk/repositories").write_text("".join(f"{line}\n" for line in lines))
