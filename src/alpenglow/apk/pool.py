@@ -588,30 +588,38 @@ class Pool:
         providers: dict[str, list[tuple[Candidate, str | None]]] = {}
         revdeps: dict[str, list[Candidate]] = {}
         reviif: dict[str, list[Candidate]] = {}
+        providers_get = providers.get
+        revdeps_get = revdeps.get
+        shell = _CandidateShell
         for e in self._entries:
-            cand = e.cand = self._freeze(e)
+            cand: Candidate = shell(e)  # type: ignore[assignment]
+            e.cand = cand
             pkg = e.package
             for d in pkg.depends:
-                lst2 = revdeps.get(d.name)
+                n = d.name
+                lst2 = revdeps_get(n)
                 if lst2 is None:
-                    revdeps[d.name] = [cand]
+                    revdeps[n] = [cand]
                 elif lst2[-1] is not cand:
                     lst2.append(cand)
-            for d in pkg.install_if:
-                lst2 = reviif.get(d.name)
-                if lst2 is None:
-                    reviif[d.name] = [cand]
-                elif lst2[-1] is not cand:
-                    lst2.append(cand)
-            lst = providers.get(pkg.name)
+            if pkg.install_if:
+                for d in pkg.install_if:
+                    lst2 = reviif.get(d.name)
+                    if lst2 is None:
+                        reviif[d.name] = [cand]
+                    elif lst2[-1] is not cand:
+                        lst2.append(cand)
+            n = pkg.name
+            lst = providers_get(n)
             if lst is None:
-                providers[pkg.name] = [(cand, pkg.version)]
+                providers[n] = [(cand, pkg.version)]
             else:
                 lst.append((cand, pkg.version))
             for d in pkg.provides:
-                lst = providers.get(d.name)
+                n = d.name
+                lst = providers_get(n)
                 if lst is None:
-                    providers[d.name] = [(cand, d.version)]
+                    providers[n] = [(cand, d.version)]
                 else:
                     lst.append((cand, d.version))
         self._providers = providers
@@ -767,12 +775,16 @@ class Pool:
         revdeps = self._revdeps
         if revdeps is None:
             revdeps = self._reverse_maps()[0]
+        if name not in revdeps and not self._late_rdepends:
+            return ()
         return self._reverse(name, revdeps, self._late_rdepends)
 
     def rinstall_if(self, name: str) -> Sequence[str]:
         reviif = self._reviif
         if reviif is None:
             reviif = self._reverse_maps()[1]
+        if name not in reviif and not self._late_rinstall_if:
+            return ()  # most names: asked once each while the solver discovers
         return self._reverse(name, reviif, self._late_rinstall_if)
 
     def all_names(self) -> list[str]:

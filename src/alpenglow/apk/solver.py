@@ -399,6 +399,16 @@ class _Name:
         return f"<_Name {self.name}>"
 
 
+class _NameTable(dict[str, _Name]):
+    """Name -> state, a state made on first lookup."""
+
+    __slots__ = ()
+
+    def __missing__(self, name: str) -> _Name:
+        st = self[name] = _Name(name)
+        return st
+
+
 # --------------------------------------------------------------------------------------
 # The solve
 
@@ -422,7 +432,7 @@ class _Solver:
         self.available_repos = provider.available_repos
         self.tag_repos = tuple(provider.tag_repos)
         self.default_repos = self.mask_repos(DEFAULT_PINNING)
-        self.names: dict[str, _Name] = {}
+        self.names = _NameTable()
         self.pkgs: dict[int, _Pkg] = {}
         self.flags_inherit = 0
         self.pinning_inherit = 0
@@ -464,32 +474,11 @@ class _Solver:
     # -- name and package state -----------------------------------------------------------
 
     def name(self, name: str) -> _Name:
-        st = self.names.get(name)
-        if st is None:
-            st = self.names[name] = _Name(name)
-        return st
+        return self.names[name]
 
     def _names(self, names: Iterable[str]) -> list[_Name]:
         """The states of ``names`` (created as needed), in order."""
-        table = self.names
-        out = []
-        for n in names:
-            st = table.get(n)
-            if st is None:
-                st = table[n] = _Name(n)
-            out.append(st)
-        return out
-
-    def _deps(self, deps: tuple[Dependency, ...]) -> list[tuple[Dependency, _Name]]:
-        table = self.names
-        out = []
-        for d in deps:
-            n = d.name
-            st = table.get(n)
-            if st is None:
-                st = table[n] = _Name(n)
-            out.append((d, st))
-        return out
+        return list(map(self.names.__getitem__, names))
 
     def providers(self, st: _Name) -> list[tuple[_Pkg, str | None]]:
         provs = st.providers
@@ -509,41 +498,16 @@ class _Solver:
     def _make_pkg(self, cand: Candidate) -> _Pkg:
         pkg = cand.package
         table = self.names
-        n = pkg.name
-        st = table.get(n)
-        if st is None:
-            st = table[n] = _Name(n)
-        ps = _Pkg(cand, st)
+        ps = _Pkg(cand, table[pkg.name])
         deps = pkg.depends
         if deps:
-            out = []
-            for d in deps:
-                n = d.name
-                st = table.get(n)
-                if st is None:
-                    st = table[n] = _Name(n)
-                out.append((d, st))
-            ps.depends = out
+            ps.depends = [(d, table[d.name]) for d in deps]
         deps = pkg.provides
         if deps:
-            out = []
-            for d in deps:
-                n = d.name
-                st = table.get(n)
-                if st is None:
-                    st = table[n] = _Name(n)
-                out.append((d, st))
-            ps.provides = out
+            ps.provides = [(d, table[d.name]) for d in deps]
         deps = pkg.install_if
         if deps:
-            out = []
-            for d in deps:
-                n = d.name
-                st = table.get(n)
-                if st is None:
-                    st = table[n] = _Name(n)
-                out.append((d, st))
-            ps.install_if = out
+            ps.install_if = [(d, table[d.name]) for d in deps]
         repos = cand.repos
         if cand.installed:
             repos |= self.tag_allowed(cand.repository_tag)
