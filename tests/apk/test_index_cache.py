@@ -165,6 +165,20 @@ def test_old_entries_are_pruned(
     assert len(list(tmp_path.iterdir())) == 2
 
 
+def test_entries_of_another_layout_version_are_removed(
+    tmp_path: Path, keypair: tuple[bytes, bytes]
+) -> None:
+    private, public = keypair
+    stale = tmp_path / ("0" * 64 + f".v{index_cache.FORMAT - 1}.idx")
+    stale.write_bytes(b"an entry of an older layout")
+    unrelated = tmp_path / "notes.txt"
+    unrelated.write_text("kept")
+    load_index_cached(signed(private), keyring(public), source="r", directory=tmp_path)
+    assert not stale.exists()
+    assert unrelated.exists()
+    assert len(list(tmp_path.glob(f"*.v{index_cache.FORMAT}.idx"))) == 1
+
+
 def test_default_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert default_directory() == tmp_path / "alpenglow" / "indexes"

@@ -199,6 +199,11 @@ def _write(path: Path, blob: bytes) -> None:
 def _prune(directory: Path, keep: str) -> None:
     entries = []
     for entry in os.scandir(directory):
+        if entry.name.endswith(".idx") and not entry.name.endswith(_SUFFIX):
+            if not entry.name.startswith(".tmp-"):
+                with contextlib.suppress(OSError):  # another layout version: never read
+                    os.unlink(entry.path)
+            continue
         if entry.name.endswith(_SUFFIX) and entry.name != keep:
             try:
                 entries.append((entry.stat().st_mtime, entry.path))
