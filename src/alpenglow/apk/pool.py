@@ -82,7 +82,7 @@ def remember_buckets(names: Iterable[str], buckets: Iterable[int]) -> None:
 
 # id(packages) -> (packages, identities, plain): see remember_prepared
 _PREPARED: dict[int, tuple[Sequence[Package], Sequence[bytes], bytes]] = {}
-_PREPARED_KEPT = 64
+_PREPARED_KEPT = 16  # a run adds each index to its pool right after loading it
 
 
 def prepare_index(packages: Sequence[Package]) -> tuple[tuple[bytes, ...], bytes]:
