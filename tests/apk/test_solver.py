@@ -242,3 +242,20 @@ def test_numbering_is_padded_like_apk3() -> None:
 def test_parse_index_repeated_provides_lines_append() -> None:
     text = "C:Q1EyN5AdpAOBJWKMR89pp/C66o+OE=\nP:x\nV:1\np:a=1\np:b=2\n"
     assert [str(d) for d in parse_index(text)[0].provides] == ["a=1", "b=2"]
+
+
+def test_deep_discovery_does_not_hit_the_interpreter_recursion_limit() -> None:
+    import sys
+
+    # one package providing thousands of names (discovery goes a level deeper per name)
+    # and a long dependency chain (a level per package), both past the default limit
+    many = " ".join(f"cmd:c{i}=1.0-r0" for i in range(3000))
+    chain = [pkg(f"c{i}", "1.0-r0", f"c{i + 1}" if i < 1999 else "") for i in range(2000)]
+    pool = pool_of([pkg("big", "1.0-r0", provides=many), *chain])
+    limit = sys.getrecursionlimit()
+    sol = solve(pool, world("cmd:c0 c0"))
+    assert sys.getrecursionlimit() == limit
+    assert sol.errors == 0
+    assert sol.chosen["cmd:c2999"].name == "big"
+    assert sol.chosen["c1999"].name == "c1999"
+    assert sol.num_changes == 2001

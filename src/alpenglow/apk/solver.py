@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gc
 import heapq
+import sys
 from binascii import a2b_base64
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -69,6 +70,7 @@ DEFAULT_PINNING = 1
 """Pinning mask of the untagged repositories (tag id 0)."""
 
 _AVAILABLE = int(SolverFlag.AVAILABLE)
+_RECURSION_LIMIT = 1_000_000
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -1298,6 +1300,12 @@ def solve(
     # picks up the solver's cycles after.
     enabled = gc.isenabled()
     gc.disable()
+    # Discovery and change-set generation recurse like apk's: a level per name or package
+    # on the path, so a package providing a thousand names goes a thousand levels deep.
+    # These are Python-to-Python calls (frames on the heap, not the C stack); the depth is
+    # bounded by the size of the package universe, not by the interpreter's default limit.
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, _RECURSION_LIMIT))
     try:
         return _solve(
             provider,
@@ -1309,6 +1317,7 @@ def solve(
             reporter=reporter,
         )
     finally:
+        sys.setrecursionlimit(limit)
         if enabled:
             gc.enable()
 
