@@ -276,6 +276,7 @@ class _Pkg:
         "depends",
         "error",
         "iif_failed",
+        "iif_targets",
         "iif_triggered",
         "in_changeset",
         "install_if",
@@ -287,6 +288,7 @@ class _Pkg:
         "provider_priority",
         "provides",
         "provides_scan",
+        "rdep_targets",
         "repos",
         "seen",
         "solver_flags",
@@ -303,6 +305,10 @@ class _Pkg:
         self.provides: Sequence[tuple[Dependency, _Name]] = ()
         self.install_if: Sequence[tuple[Dependency, _Name]] = ()
         self.provides_scan = 0
+        # Reverse dependencies and reverse install_if of the package's own name and of every
+        # name it provides, flattened in that order (made on first use; see _targets).
+        self.rdep_targets: tuple[_Name, ...] | None = None
+        self.iif_targets: tuple[_Name, ...] | None = None
         self.repos = 0
         self.conflicts = 0
         self.pinning_allowed = 0
@@ -631,17 +637,36 @@ class _Solver:
             st0.reevaluate_iif = True
             self.queue_dirty(st0)
 
-    def reevaluate_reverse_installif_pkg(self, ps: _Pkg) -> None:
-        self.reevaluate_reverse_installif(ps.name)
+    def _targets(self, ps: _Pkg, reverse: Callable[[_Name], Sequence[_Name]]) -> tuple[_Name, ...]:
+        """``reverse`` of the package's name, then of each name it provides, in one tuple:
+        what apk walks name by name, made once per package (a busybox provides hundreds of
+        names, nearly all with empty reverse lists)."""
+        out = list(reverse(ps.name))
         for _, st in ps.provides:
-            self.reevaluate_reverse_installif(st)
+            out += reverse(st)
+        return tuple(out)
+
+    def reevaluate_reverse_installif_pkg(self, ps: _Pkg) -> None:
+        targets = ps.iif_targets
+        if targets is None:
+            targets = ps.iif_targets = self._targets(ps, self.rinstall_if)
+        for st0 in targets:
+            if not st0.seen or st0.no_iif:
+                continue
+            st0.reevaluate_iif = True
+            self.queue_dirty(st0)
 
     def disqualify(self, ps: _Pkg, reason: str) -> None:
         self.reporter.disqualified(ps.cand, reason)
         ps.pkg_selectable = False
-        self.reevaluate_reverse_deps(ps.name)
-        for _, st in ps.provides:
-            self.reevaluate_reverse_deps(st)
+        targets = ps.rdep_targets
+        if targets is None:
+            targets = ps.rdep_targets = self._targets(ps, self.rdepends)
+        for st0 in targets:
+            if not st0.seen:
+                continue
+            st0.reevaluate_deps = True
+            self.queue_dirty(st0)
         self.reevaluate_reverse_installif_pkg(ps)
 
     def dependency_satisfiable(self, dpkg: _Pkg, dep: Dependency, st: _Name) -> bool:
