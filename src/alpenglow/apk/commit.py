@@ -54,7 +54,6 @@ from alpenglow.apk.archive import (
     unsafe_path_reason,
 )
 from alpenglow.apk.database import (
-    SCRIPT_TYPES,
     InstalledDir,
     InstalledFile,
     InstalledPackage,
@@ -68,7 +67,7 @@ from alpenglow.apk.database import (
     parse_triggers,
 )
 from alpenglow.apk.index import Package
-from alpenglow.apk.package import CHECKSUM_KEY, ApkFile, read_package
+from alpenglow.apk.package import CHECKSUM_KEY, SCRIPT_TYPES, ApkFile, read_package
 from alpenglow.apk.protected import Rule, is_protected, rules_from_files
 from alpenglow.errors import CommitError, DatabaseError, PackageError
 

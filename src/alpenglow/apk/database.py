@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from alpenglow.apk.dependency import Dependency, parse
 from alpenglow.apk.index import Package, format_package, parse_package_fields
+from alpenglow.apk.package import SCRIPT_TYPES
 from alpenglow.errors import DatabaseError, FormatError, InvalidDependency
 
 __all__ = [
@@ -235,16 +236,6 @@ def find_owner(packages: Iterable[InstalledPackage], path: str) -> InstalledPack
 
 # --------------------------------------------------------------------------------------------
 # scripts.tar[.gz] and triggers (formats.md §4.3)
-
-SCRIPT_TYPES = (
-    "pre-install",
-    "post-install",
-    "pre-deinstall",
-    "post-deinstall",
-    "pre-upgrade",
-    "post-upgrade",
-    "trigger",
-)
 
 
 @dataclass(frozen=True, slots=True)

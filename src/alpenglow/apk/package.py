@@ -45,6 +45,7 @@ __all__ = [
     "CHECKSUM_KEY",
     "DEFAULT_MAX_PACKAGE_SIZE",
     "SCRIPT_NAMES",
+    "SCRIPT_TYPES",
     "ApkFile",
     "PackageInfo",
     "format_pkginfo",
@@ -60,15 +61,18 @@ def __dir__() -> list[str]:
     return __all__
 
 
-SCRIPT_NAMES = (
-    ".pre-install",
-    ".post-install",
-    ".pre-deinstall",
-    ".post-deinstall",
-    ".pre-upgrade",
-    ".post-upgrade",
-    ".trigger",
+SCRIPT_TYPES = (
+    "pre-install",
+    "post-install",
+    "pre-deinstall",
+    "post-deinstall",
+    "pre-upgrade",
+    "post-upgrade",
+    "trigger",
 )
+"""The kinds of package script, in the order apk writes them."""
+
+SCRIPT_NAMES = tuple("." + kind for kind in SCRIPT_TYPES)
 """Control entries that are scripts, in the order they are written."""
 
 CHECKSUM_KEY = "APK-TOOLS.checksum.SHA1"

@@ -14,17 +14,9 @@ from pathlib import Path
 
 import click
 
-__all__ = ["pkg"]
+from alpenglow.apk.package import SCRIPT_TYPES
 
-_SCRIPTS = (
-    "pre-install",
-    "post-install",
-    "pre-deinstall",
-    "post-deinstall",
-    "pre-upgrade",
-    "post-upgrade",
-    "trigger",
-)
+__all__ = ["pkg"]
 
 
 @click.group("pkg")
@@ -67,7 +59,7 @@ def _epoch(mtime: int | None) -> int:
     "scripts",
     multiple=True,
     metavar="KIND=FILE",
-    help=f"a script; KIND is one of {', '.join(_SCRIPTS)} (repeatable)",
+    help=f"a script; KIND is one of {', '.join(SCRIPT_TYPES)} (repeatable)",
 )
 @click.option("--uid", type=int, default=None, help="owner of every entry (default: from disk)")
 @click.option("--gid", type=int, default=None, help="group of every entry (default: from disk)")
@@ -122,8 +114,8 @@ def create(
     script_bodies: list[tuple[str, bytes]] = []
     for spec in scripts:
         kind, eq, file_name = spec.partition("=")
-        if not eq or kind not in _SCRIPTS:
-            raise UsageError(f"--script {spec!r}: expected KIND=FILE, KIND one of {_SCRIPTS}")
+        if not eq or kind not in SCRIPT_TYPES:
+            raise UsageError(f"--script {spec!r}: expected KIND=FILE, KIND one of {SCRIPT_TYPES}")
         try:
             script_bodies.append(("." + kind, Path(file_name).read_bytes()))
         except OSError as exc:
