@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 from alpenglow.apk.dependency import Dependency, parse
 from alpenglow.apk.index import Package, format_package, parse_package_fields
-from alpenglow.apk.package import SCRIPT_TYPES
 from alpenglow.errors import DatabaseError, FormatError, InvalidDependency
 
 __all__ = [
@@ -287,6 +286,7 @@ def parse_scripts(data: bytes, *, source: str = "lib/apk/db/scripts.tar") -> lis
     unknown script type, unreadable identity) are skipped too.
     """
     from alpenglow.apk.archive import FILE_TYPES, iter_tar, split_gzip
+    from alpenglow.apk.package import SCRIPT_TYPES
     from alpenglow.errors import ArchiveError
 
     try:
