@@ -10,7 +10,6 @@ Pure: no I/O. :mod:`alpenglow.oci.layer` turns a tree into a layer tar and back.
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Final
@@ -246,7 +245,7 @@ class Tree:
             if old.kind == DIRECTORY and node.kind == DIRECTORY:
                 self._nodes[path] = node
                 return
-            if old.kind == DIRECTORY or node.kind == DIRECTORY or not replace_existing:
+            if DIRECTORY in (old.kind, node.kind) or not replace_existing:
                 raise TreeError(f"/{path}: already exists as a {old.kind}")
         if node.kind == HARDLINK:
             target = self._nodes.get(node.target)
