@@ -12,6 +12,8 @@
     ├── SignatureError          unknown key, bad or missing signature
     ├── DatabaseError           the installed database of a root
     ├── CommitError             a root could not be changed (it was left as it was)
+    ├── InvalidReference        an image reference that is not valid (also a ValueError)
+    ├── ImageNotFound           no image of that name, tag, digest or id
     └── Unsatisfiable           the solver found no answer
 
 The library raises these; only the CLI turns them into one line and an exit status.
@@ -25,8 +27,10 @@ __all__ = [
     "CommitError",
     "DatabaseError",
     "FormatError",
+    "ImageNotFound",
     "IndexFormatError",
     "InvalidDependency",
+    "InvalidReference",
     "InvalidVersion",
     "PackageError",
     "SignatureError",
@@ -111,3 +115,11 @@ class DatabaseError(AlpenglowError):
 class CommitError(AlpenglowError):
     """Changing a root failed (disk full, permissions, a directory in the way, a package
     that cannot be had); the root, its world and its database were left as they were."""
+
+
+class InvalidReference(AlpenglowError, ValueError):
+    """An image reference (``NAME[:TAG][@DIGEST]``, ``oci:DIR:TAG``, ...) that is not valid."""
+
+
+class ImageNotFound(AlpenglowError):
+    """No image matches a name, tag, digest or image id (in the store, a layout or an archive)."""
