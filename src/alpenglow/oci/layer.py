@@ -121,14 +121,28 @@ def _info(path: str, node: Node) -> tarfile.TarInfo:
 
 
 def layer_tar(tree: Tree) -> bytes:
-    """The uncompressed layer tar of ``tree`` (the root directory itself is not an entry)."""
+    """The uncompressed layer tar of ``tree`` (the root directory itself is not an entry).
+
+    A hard link whose target comes later in the walk is written right after its target, as
+    a tar reader needs the target first.
+    """
     out = io.BytesIO()
+    waiting: dict[str, list[tuple[str, Node]]] = {}
+    written: set[str] = set()
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path, node in tree.walk():
             if not path:
                 continue
-            info = _info(path, node)
-            tar.addfile(info, io.BytesIO(node.data) if node.kind == REGULAR else None)
+            if node.kind == HARDLINK and node.target not in written:
+                waiting.setdefault(node.target, []).append((path, node))
+                continue
+            tar.addfile(_info(path, node), io.BytesIO(node.data) if node.kind == REGULAR else None)
+            written.add(path)
+            for link_path, link in waiting.pop(path, ()):
+                tar.addfile(_info(link_path, link))
+        if waiting:
+            missing = sorted(waiting)[0]
+            raise LayerError(f"/{missing}: hard link target is not in the tree")
     return out.getvalue()
 
 
@@ -233,10 +247,10 @@ def _apply_member(tree: Tree, tar: tarfile.TarFile, info: tarfile.TarInfo, sourc
     if not path:
         return
     parent, _, name = path.rpartition("/")
-    if parent and not tree.is_dir(parent):
-        tree.mkdir(parent)
     if parent and tree.resolve(parent) != parent:
         raise LayerError(f"{source}: refusing member {raw!r}: its parent is a symlink")
+    if parent and not tree.is_dir(parent):
+        tree.mkdir(parent)
     if name == OPAQUE:
         for child in tree.children(parent):
             tree.remove(f"{parent}/{child}" if parent else child)

@@ -171,8 +171,7 @@ class Tree:
         Absolute link targets start again at the tree's root and ``..`` stops there, as for a
         chrooted process. Components that do not exist are kept as they are.
         """
-        pending = normalize(path).split("/") if normalize(path) else []
-        pending.reverse()
+        pending = [part for part in reversed(path.split("/")) if part not in ("", ".")]
         done: list[str] = []
         hops = 0
         while pending:
@@ -188,7 +187,7 @@ class Tree:
             if node is not None and node.kind == SYMLINK and (pending or follow_last):
                 hops += 1
                 if hops > _MAX_SYMLINK_HOPS:
-                    raise TreeError(f"/{normalize(path)}: too many levels of symbolic links")
+                    raise TreeError(f"{path}: too many levels of symbolic links")
                 target = node.target
                 if target.startswith("/"):
                     done = []
