@@ -23,6 +23,10 @@ Paths in the root are resolved the way a process chrooted into the root would se
 (:func:`resolve_in_root`): symlinks already in the root are followed, but an absolute target
 or ``..`` never leaves the root.
 
+The decisions (checks, ownership, the operations and the new database) are made by
+:func:`plan_commit`, which touches the root only through callables; :func:`commit` applies
+its plan to a directory, :mod:`alpenglow.build.install` to an in-memory tree.
+
 Scripts are not run by default (like apko); the effects images need are produced directly
 (:mod:`alpenglow.apk.scripts`: busybox applet links). With ``run_scripts`` they run chrooted
 after the files are in place.
@@ -83,13 +87,24 @@ __all__ = [
     "CommitOptions",
     "CommitResult",
     "DatabaseState",
+    "EntryWriter",
+    "Ids",
     "LocalPackageSource",
+    "Operation",
     "PackageSource",
+    "Plan",
+    "StagedFile",
+    "StagedPackage",
     "Step",
+    "check_entries",
     "commit",
+    "database_files",
     "load_database",
     "package_file_name",
+    "plan_commit",
+    "read_database",
     "resolve_in_root",
+    "stage_package",
 ]
 
 
@@ -164,22 +179,29 @@ class DatabaseState:
 def load_database(root: Path | str) -> DatabaseState:
     """Read ``ROOT/lib/apk/db`` (missing files count as empty). Raises :class:`DatabaseError`."""
     db = Path(root) / DB_DIR
+    return read_database(lambda name: _read_optional(db / name), str(db))
+
+
+def read_database(read: Callable[[str], bytes | None], where: str = DB_DIR) -> DatabaseState:
+    """The database from its files: ``read(name)`` gives the bytes of ``installed``,
+    ``scripts.tar``, ``scripts.tar.gz`` or ``triggers`` (None when missing); ``where``
+    names the directory in messages. Raises :class:`DatabaseError`."""
     installed: list[InstalledPackage] = []
-    data = _read_optional(db / "installed")
+    data = read("installed")
     if data is not None:
-        installed = parse_installed(data, source=str(db / "installed"))
+        installed = parse_installed(data, source=f"{where}/installed")
     scripts_file = "scripts.tar.gz"
     scripts: list[ScriptRecord] = []
     for name in ("scripts.tar", "scripts.tar.gz"):
-        data = _read_optional(db / name)
+        data = read(name)
         if data is not None:
             scripts_file = name
-            scripts = parse_scripts(data, source=str(db / name))
+            scripts = parse_scripts(data, source=f"{where}/{name}")
             break
     triggers = {}
-    data = _read_optional(db / "triggers")
+    data = read("triggers")
     if data is not None:
-        triggers = parse_triggers(data, source=str(db / "triggers"))
+        triggers = parse_triggers(data, source=f"{where}/triggers")
     return DatabaseState(tuple(installed), tuple(scripts), triggers, scripts_file)
 
 
@@ -292,19 +314,29 @@ def resolve_in_root(root: str, relative: str) -> str:
 # user and group names
 
 
-class _Ids:
+class Ids:
     """``uname``/``gname`` to ids through the root's ``etc/passwd`` and ``etc/group``
     (numeric fallback), updated when a package of the transaction ships those files."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, passwd: bytes | None = None, group: bytes | None = None) -> None:
         self.users: dict[str, int] = {}
         self.groups: dict[str, int] = {}
-        for rel, table in (("etc/passwd", self.users), ("etc/group", self.groups)):
+        if passwd is not None:
+            _parse_ids(passwd, self.users)
+        if group is not None:
+            _parse_ids(group, self.groups)
+
+    @classmethod
+    def from_root(cls, root: str) -> Ids:
+        """The tables of the root directory ``root`` (missing files: numeric ids only)."""
+        found: list[bytes | None] = []
+        for rel in ("etc/passwd", "etc/group"):
             try:
                 with open(resolve_in_root(root, rel), "rb") as fh:
-                    _parse_ids(fh.read(), table)
+                    found.append(fh.read())
             except OSError:
-                pass
+                found.append(None)
+        return cls(*found)
 
     def update(self, rel: str, data: bytes) -> None:
         if rel == "etc/passwd":
@@ -379,19 +411,23 @@ def _replaces_dir(a: Package, b: Package, removing: set[str]) -> bool:
 
 
 @dataclass(slots=True)
-class _StagedFile:
+class StagedFile:
+    """A package file ready to be put in place."""
+
     path: str  # relative to the root
-    staged: str  # absolute path in the stage
+    staged: object  # what the writer made: a path in the stage (disk), a node (memory)...
     acl: str
     digest: str
     kind: str
 
 
 @dataclass(slots=True)
-class _StagedPackage:
+class StagedPackage:
+    """A package's directories and files, checked and staged, in archive order."""
+
     package: Package
     dirs: list[tuple[str, str]]  # (path, acl) in archive order, "" for top-level files
-    files: list[_StagedFile]
+    files: list[StagedFile]
     scripts: list[tuple[str, bytes]]
     triggers: tuple[str, ...]
     broken_xattr: bool = False
@@ -445,20 +481,21 @@ class _Stage:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _stage_package(
-    stage: _Stage,
-    apk: ApkFile,
-    package: Package,
-    ids: _Ids,
-    *,
-    trusted: bool,
-    chown: bool,
-    warnings: list[str],
-) -> _StagedPackage:
-    label = str(package)
-    entries: list[TarEntry] = []
+EntryWriter = Callable[[TarEntry, int, int, object | None], tuple[object, bool]]
+"""Stages one checked package entry: ``(entry, uid, gid, link_source)`` -> ``(staged,
+xattrs_kept)``. ``link_source`` is what the writer returned for a hard link's target (None
+for other entries); ``staged`` is handed back to the caller's ``place`` operation."""
+
+
+def check_entries(entries: Iterable[TarEntry], label: str, *, trusted: bool) -> list[TarEntry]:
+    """The data entries of package ``label``, checked and in archive order (directory
+    paths without their trailing ``/``). Raises :class:`PackageError` ("refusing package")
+    for a hostile entry: an unsafe path, a duplicate, an entry below a symlink or file of the
+    package, a file without its directory entry, a hard link to nothing, and device nodes or
+    setuid/setgid files when the package is not ``trusted``."""
+    checked: list[TarEntry] = []
     kinds: dict[str, str] = {}
-    for entry in apk.entries(verify=True):
+    for entry in entries:
         path = entry.path.rstrip("/") if entry.type == DIRECTORY else entry.path
         why = _hostile(path)
         if why:
@@ -500,11 +537,27 @@ def _stage_package(
                     f"{label}: refusing package: {path}: no hard link target ({target}) in archive"
                 )
         kinds[path] = entry.type
-        entries.append(replace(entry, path=path))
+        checked.append(replace(entry, path=path))
+    return checked
 
-    staged = _StagedPackage(package, [], [], list(apk.scripts), apk.info.triggers)
+
+def stage_package(
+    apk: ApkFile,
+    package: Package,
+    ids: Ids,
+    *,
+    trusted: bool,
+    write: EntryWriter,
+    warnings: list[str],
+) -> StagedPackage:
+    """Check ``apk``'s entries (:func:`check_entries`), stage each file with ``write`` and
+    record the directories and files as the installed database lists them (owners through
+    ``ids``, which a shipped ``etc/passwd``/``etc/group`` updates)."""
+    label = str(package)
+    entries = check_entries(apk.entries(verify=True), label, trusted=trusted)
+    staged = StagedPackage(package, [], [], list(apk.scripts), apk.info.triggers)
     digests: dict[str, str] = {}
-    staged_at: dict[str, str] = {}
+    staged_at: dict[str, object] = {}
     dir_index: dict[str, int] = {}
     for entry in entries:
         uid = ids.uid(entry.uname, entry.uid)
@@ -522,26 +575,39 @@ def _stage_package(
             staged.dirs.append((parent, ""))
         if entry.type in FILE_TYPES and entry.path in ("etc/passwd", "etc/group"):
             ids.update(entry.path, entry.data)
-        target = stage.new_path()
         if entry.type == HARDLINK:
-            os.link(staged_at[entry.linkname], target)
+            target, _ = write(entry, uid, gid, staged_at[entry.linkname])
             digest = digests.get(entry.linkname, "")
             kind = HARDLINK
-            file_acl = acl
         else:
-            if not _write_staged(target, entry, uid, gid, chown=chown):
+            target, kept = write(entry, uid, gid, None)
+            if not kept:
                 staged.broken_xattr = True
                 warnings.append(f"{label}: failed to preserve xattrs of {entry.path}")
             digest = _q1(entry.pax_value(CHECKSUM_KEY))
             kind = entry.type
-            file_acl = acl
         staged_at[entry.path] = target
         digests[entry.path] = digest
-        default = _DEFAULT_FILE_ACL
         staged.files.append(
-            _StagedFile(entry.path, target, "" if file_acl == default else file_acl, digest, kind)
+            StagedFile(entry.path, target, "" if acl == _DEFAULT_FILE_ACL else acl, digest, kind)
         )
     return staged
+
+
+def _disk_writer(stage: _Stage, chown: bool) -> EntryWriter:
+    """Stages entries as files in ``stage`` (hard links as links to their staged target)."""
+
+    def write(
+        entry: TarEntry, uid: int, gid: int, link_source: object | None
+    ) -> tuple[object, bool]:
+        target = stage.new_path()
+        if entry.type == HARDLINK:
+            assert isinstance(link_source, str)
+            os.link(link_source, target)
+            return target, True
+        return target, _write_staged(target, entry, uid, gid, chown=chown)
+
+    return write
 
 
 def _write_staged(target: str, entry: TarEntry, uid: int, gid: int, *, chown: bool) -> bool:
@@ -902,17 +968,57 @@ def _os_message(exc: OSError, root: str) -> str:
     return f"{where}: {reason}; the root was left unchanged"
 
 
-def _run(
-    root: str,
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One change to the root, in the order :func:`plan_commit` decided.
+
+    ``kind`` is ``mkdir`` (create directory ``path`` unless it exists; ``acl`` for a new
+    one, "" = default), ``perms`` (set an existing directory's owner and mode to ``acl``),
+    ``place`` (put the ``staged`` file at ``path``), ``remove`` (remove the file at
+    ``path``) or ``rmdir`` (remove directory ``path`` if it is empty). Paths are relative
+    to the root and resolved inside it as a chrooted process would.
+    """
+
+    kind: str
+    path: str
+    acl: str = ""
+    staged: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a commit does: the operations, then the database it leaves."""
+
+    operations: tuple[Operation, ...]
+    installed: tuple[InstalledPackage, ...]
+    """Database order (the installed file sorts it when written)."""
+    scripts: dict[str, list[ScriptRecord]]
+    """By package identity."""
+    triggers: dict[str, tuple[str, ...]]
+    warnings: tuple[str, ...]
+
+
+def plan_commit(
     state: DatabaseState,
     steps: Sequence[Step],
     source: PackageSource,
     options: CommitOptions,
-    stage: _Stage,
-    journal: _Journal,
-    progress: Callable[[str], None] | None,
-) -> CommitResult:
-    chown = options.chown and os.geteuid() == 0
+    *,
+    ids: Ids,
+    protected: Sequence[Rule],
+    local_digest: Callable[[str], str | None],
+    write: EntryWriter,
+) -> Plan:
+    """Fetch, check and stage every package of ``steps`` and decide, by apk's rules, who
+    owns each file and directory: the operations that apply ``steps`` to a root holding
+    ``state``, and the database afterwards. Nothing but ``write`` stages anything; the
+    root is only looked at through ``ids`` (its accounts), ``protected`` (its protected
+    paths) and ``local_digest`` (``Q1`` digest of what a relative path holds, None when
+    nothing is there, "" when it has no digest).
+
+    Raises :class:`PackageError` (hostile or corrupt package, file conflict),
+    :class:`SignatureError` and what ``source`` raises.
+    """
     trusted = not options.allow_untrusted
     warnings: list[str] = []
     owned: dict[str, _Owned] = {
@@ -935,9 +1041,7 @@ def _run(
         scripts.setdefault(script.identity, []).append(script)
     triggers = dict(state.triggers)
     removing = {s.old.name for s in steps if s.new is None and s.old is not None}
-    ids = _Ids(root)
-    ops: list[Callable[[], None]] = []
-    protected = _protected_rules(root)
+    ops: list[Operation] = []
 
     # -- stage every package and plan the operations, in change-set order
     for step in steps:
@@ -949,15 +1053,15 @@ def _run(
             for path in gone.all_files():
                 if file_owner.get(path) == step.old.name:
                     del file_owner[path]
-                    ops.append(partial(journal.remove, path))
-            _drop_dir_owner(gone, owned, dir_owner, removing, ops, journal, chown)
+                    ops.append(Operation("remove", path))
+            _drop_dir_owner(gone, owned, dir_owner, removing, ops)
             scripts.pop(step.old.checksum, None)
             triggers.pop(step.old.checksum, None)
             continue
         cand = step.new
         old_rec = owned.get(step.old.name) if step.old is not None else None
         package = cand.package
-        staged: _StagedPackage | None = None
+        staged: StagedPackage | None = None
         needs_files = package.installed_size != 0 and (
             step.old is None or step.old.checksum != package.checksum or step.reinstall
         )
@@ -980,8 +1084,8 @@ def _run(
                 replaces=apk.info.package.replaces,
                 replaces_priority=apk.info.package.replaces_priority,
             )
-            staged = _stage_package(
-                stage, apk, package, ids, trusted=trusted, chown=chown, warnings=warnings
+            staged = stage_package(
+                apk, package, ids, trusted=trusted, write=write, warnings=warnings
             )
         elif old_rec is not None:
             package = replace(
@@ -1011,18 +1115,18 @@ def _run(
             cur = dir_owner.get(path)
             if cur is None or cur not in owned:
                 dir_owner[path] = package.name
-                ops.append(partial(journal.mkdir, path, acl, chown))
+                ops.append(Operation("mkdir", path, acl))
             else:
-                ops.append(partial(journal.mkdir, path, "", chown))
+                ops.append(Operation("mkdir", path))
                 if _replaces_dir(owned[cur].package, package, removing):
                     dir_owner[path] = package.name
                     if owned[cur].dirs.get(path, "") != acl:
-                        ops.append(partial(journal.set_perms, path, acl, chown))
+                        ops.append(Operation("perms", path, acl))
         for f in staged.files:
             directory, name = _split(f.path)
             holder = file_owner.get(f.path)
             holder_rec = owned.get(holder) if holder is not None else None
-            keep_local = _keeps_local_file(root, protected, f, holder_rec)
+            keep_local = _keeps_local_file(protected, f, holder_rec, local_digest)
             if holder is not None and holder != package.name and holder in owned:
                 other = owned[holder].package
                 verdict = _replaces_file(other, package, removing)
@@ -1038,16 +1142,16 @@ def _run(
             file_owner[f.path] = package.name
             new_rec.files[directory][name] = InstalledFile(name, f.acl, f.digest)
             if keep_local is None:
-                ops.append(partial(journal.place, f.staged, f.path))
+                ops.append(Operation("place", f.path, staged=f.staged))
             elif keep_local and not options.clean_protected:
                 # a locally changed configuration file: the package's version goes beside it
-                ops.append(partial(journal.place, f.staged, f.path + ".apk-new"))
+                ops.append(Operation("place", f.path + ".apk-new", staged=f.staged))
         if old_rec is not None:
             new_paths = set(new_rec.all_files())
             for path in old_rec.all_files():
                 if path not in new_paths and file_owner.get(path) == package.name:
                     del file_owner[path]
-                    ops.append(partial(journal.remove, path))
+                    ops.append(Operation("remove", path))
             if step.old is not None and step.old.checksum != package.checksum:
                 scripts.pop(step.old.checksum, None)
                 triggers.pop(step.old.checksum, None)
@@ -1072,10 +1176,54 @@ def _run(
     # -- directories nobody owns any more
     dirs_after = _dir_refs(owned.values())
     for path in sorted(dirs_before - dirs_after, key=lambda p: (-p.count("/"), p)):
-        ops.append(partial(journal.rmdir, path))
+        ops.append(Operation("rmdir", path))
+    installed = tuple(owned[n].record() for n in order if n in owned)
+    return Plan(tuple(ops), installed, scripts, triggers, tuple(warnings))
+
+
+def _apply(journal: _Journal, op: Operation, chown: bool) -> None:
+    if op.kind == "mkdir":
+        journal.mkdir(op.path, op.acl, chown)
+    elif op.kind == "perms":
+        journal.set_perms(op.path, op.acl, chown)
+    elif op.kind == "place":
+        assert isinstance(op.staged, str)
+        journal.place(op.staged, op.path)
+    elif op.kind == "remove":
+        journal.remove(op.path)
+    elif op.kind == "rmdir":
+        journal.rmdir(op.path)
+    else:  # pragma: no cover - plan_commit makes no other kind
+        raise ValueError(f"unknown operation {op.kind!r}")
+
+
+def _run(
+    root: str,
+    state: DatabaseState,
+    steps: Sequence[Step],
+    source: PackageSource,
+    options: CommitOptions,
+    stage: _Stage,
+    journal: _Journal,
+    progress: Callable[[str], None] | None,
+) -> CommitResult:
+    chown = options.chown and os.geteuid() == 0
+    plan = plan_commit(
+        state,
+        steps,
+        source,
+        options,
+        ids=Ids.from_root(root),
+        protected=_protected_rules(root),
+        local_digest=lambda rel: _disk_digest(journal.real(rel)),
+        write=_disk_writer(stage, chown),
+    )
+    installed = plan.installed
+    scripts = plan.scripts
+    triggers = plan.triggers
+    warnings = list(plan.warnings)
 
     # -- the database files, written into the stage now
-    installed = tuple(owned[n].record() for n in order if n in owned)
     db_files = _database_files(root, state, installed, scripts, triggers, options)
     staged_db: list[tuple[str, str]] = []
     for rel, data in db_files:
@@ -1092,8 +1240,8 @@ def _run(
         staged_db.append((tmp, rel))
 
     # -- commit: apply every operation; the database last
-    for op in ops:
-        op()
+    for op in plan.operations:
+        _apply(journal, op, chown)
     if options.initdb or not os.path.isdir(resolve_in_root(root, DB_DIR)):
         journal.mkdir(DB_DIR, "", chown)
         journal.mkdir("lib/apk/exec", "", chown)
@@ -1183,7 +1331,10 @@ def _disk_digest(real: str) -> str | None:
 
 
 def _keeps_local_file(
-    root: str, rules: Sequence[Rule], f: _StagedFile, holder: _Owned | None
+    rules: Sequence[Rule],
+    f: StagedFile,
+    holder: _Owned | None,
+    local_digest: Callable[[str], str | None],
 ) -> bool | None:
     """apk's rule for a file in a protected directory that already exists in the root.
 
@@ -1194,7 +1345,7 @@ def _keeps_local_file(
     directory, name = _split(f.path)
     if not is_protected(rules, directory, symlink=f.kind == SYMLINK):
         return None
-    on_disk = _disk_digest(os.path.join(resolve_in_root(root, directory), name))
+    on_disk = local_digest(f.path)
     if on_disk is None:
         return None
     known = ""
@@ -1219,9 +1370,7 @@ def _drop_dir_owner(
     owned: dict[str, _Owned],
     dir_owner: dict[str, str],
     removing: set[str],
-    ops: list[Callable[[], None]],
-    journal: _Journal,
-    chown: bool,
+    ops: list[Operation],
 ) -> None:
     """A package that owned directories is gone: the next owner's mode applies."""
     name = rec.package.name
@@ -1240,7 +1389,7 @@ def _drop_dir_owner(
         dir_owner[path] = best.package.name
         acl = best.dirs[path]
         if path and acl != rec.dirs[path]:
-            ops.append(partial(journal.set_perms, path, acl, chown))
+            ops.append(Operation("perms", path, acl))
 
 
 def _sorted_installed(installed: Iterable[InstalledPackage]) -> list[InstalledPackage]:
@@ -1266,6 +1415,22 @@ def _database_files(
     triggers: dict[str, tuple[str, ...]],
     options: CommitOptions,
 ) -> list[tuple[str, bytes]]:
+    arch_exists = os.path.lexists(resolve_in_root(root, "etc/apk/arch"))
+    return database_files(state, installed, scripts, triggers, options, arch_exists=arch_exists)
+
+
+def database_files(
+    state: DatabaseState,
+    installed: Sequence[InstalledPackage],
+    scripts: dict[str, list[ScriptRecord]],
+    triggers: dict[str, tuple[str, ...]],
+    options: CommitOptions,
+    *,
+    arch_exists: bool,
+) -> list[tuple[str, bytes]]:
+    """The files a commit writes last, as (path, bytes): ``lib/apk/db/installed``,
+    ``scripts.tar[.gz]`` (as ``state`` has it), ``triggers``, ``etc/apk/world``, and
+    ``etc/apk/arch`` when the options ask for it or the root has none (``arch_exists``)."""
     ordered = _sorted_installed(installed)
     rank = {s: i for i, s in enumerate(SCRIPT_TYPES)}
     script_records: list[ScriptRecord] = []
@@ -1287,7 +1452,6 @@ def _database_files(
         (f"{DB_DIR}/triggers", format_triggers(trigger_lines)),
         ("etc/apk/world", format_world(options.world)),
     ]
-    arch_missing = not os.path.lexists(resolve_in_root(root, "etc/apk/arch"))
-    if options.arches and (options.write_arch or arch_missing):
+    if options.arches and (options.write_arch or not arch_exists):
         files.append(("etc/apk/arch", "".join(a + "\n" for a in options.arches).encode()))
     return files
