@@ -34,6 +34,7 @@ __all__ = [
     "InvalidVersion",
     "PackageError",
     "SignatureError",
+    "Unsatisfiable",
     "UsageError",
     "caret_line",
 ]
@@ -123,3 +124,12 @@ class InvalidReference(AlpenglowError, ValueError):
 
 class ImageNotFound(AlpenglowError):
     """No image matches a name, tag, digest or image id (in the store, a layout or an archive)."""
+
+
+class Unsatisfiable(AlpenglowError):
+    """The solver found no answer. The message is apk's: ``unable to select packages:``
+    followed by its indented report (``report``) of who required what."""
+
+    def __init__(self, report: str, hint: str | None = None) -> None:
+        super().__init__("unable to select packages:\n" + report.rstrip("\n"), hint)
+        self.report = report
