@@ -46,7 +46,12 @@ def apk_command(args: tuple[str, ...]) -> None:
 
 
 # Commands that live in their own modules: (module under alpenglow.cli, click command name).
-_COMMANDS: list[tuple[str, str]] = [("keygen", "keygen"), ("pkg", "pkg")]
+_COMMANDS: list[tuple[str, str]] = [
+    ("keygen", "keygen"),
+    ("pkg", "pkg"),
+    ("images", "images"),
+    ("inspect", "inspect"),
+]
 
 
 def _register() -> None:
