@@ -470,6 +470,10 @@ def _document(data: bytes | Any, source: str, kinds: frozenset[str], what: str) 
         raise FormatError(f"{source}: {what}: 'schemaVersion' must be 2, got {version!r}")
     media_type = obj.get("mediaType")
     if media_type is not None and media_type not in kinds:
+        if media_type in INDEX_TYPES:
+            raise FormatError(f"{source}: this is an image index, not a manifest")
+        if media_type in MANIFEST_TYPES:
+            raise FormatError(f"{source}: this is an image manifest, not an index")
         raise FormatError(f"{source}: {what}: unexpected mediaType {media_type!r}")
     return obj
 

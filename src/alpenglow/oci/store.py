@@ -27,7 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alpenglow.errors import AlpenglowError, FormatError, ImageNotFound, InvalidReference
-from alpenglow.oci.image import ORG_REF_NAME, Descriptor, ImageBundle, check_digest
+from alpenglow.oci.image import (
+    MANIFEST_TYPES,
+    ORG_REF_NAME,
+    Descriptor,
+    ImageBundle,
+    check_digest,
+    parse_manifest,
+)
 from alpenglow.oci.layout import GcResult, Layout
 
 __all__ = [
@@ -208,15 +215,52 @@ class ImageStore:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def add(self, bundle: ImageBundle, names: Sequence[str]) -> Descriptor:
+    def add(
+        self,
+        bundle: ImageBundle,
+        names: Sequence[str],
+        *,
+        referrers: Sequence[ImageBundle] = (),
+    ) -> Descriptor:
         """Store ``bundle`` under every name in ``names`` (``NAME[:TAG]``); a name already
         in use is moved to this image (the old image's blobs stay until :meth:`gc`).
-        All names are checked before anything is written."""
+
+        ``referrers`` are artifacts about the image (an SBOM manifest whose ``subject`` is
+        one of its manifests); they are stored as unnamed entries, not listed as images,
+        found with :meth:`referrers`, and dropped by :meth:`gc` once their subject is gone.
+        All names and blobs are checked before anything is written."""
         if not names:
             raise InvalidReference("an image needs at least one name to be stored")
         refs = [parse_name(name).ref_name for name in names]
         bundle.verify()
-        return self.layout.write_bundle(bundle, refs)
+        for artifact in referrers:
+            artifact.verify()
+        layout = self.layout
+        with layout.locked():
+            for artifact in referrers:
+                layout.write_bundle(artifact)
+            return layout.write_bundle(bundle, refs)
+
+    def referrers(self, digest: str) -> tuple[Descriptor, ...]:
+        """The unnamed entries whose manifest's ``subject`` is ``digest``."""
+        out = []
+        for entry, subject in self._unnamed_subjects():
+            if subject == digest:
+                out.append(entry)
+        return tuple(out)
+
+    def _unnamed_subjects(self) -> list[tuple[Descriptor, str]]:
+        out = []
+        for entry in self._entries():
+            if entry.ref_name or entry.media_type not in MANIFEST_TYPES:
+                continue
+            try:
+                manifest = parse_manifest(self.layout.get_blob(entry.digest), entry.digest)
+            except FormatError:
+                continue
+            if manifest.subject is not None:
+                out.append((entry, manifest.subject.digest))
+        return out
 
     def tag(self, source: str, target: str) -> str:
         """Give the image ``source`` resolves to the name ``target``; returns the ref name."""
@@ -243,13 +287,20 @@ class ImageStore:
                 )
         ids = {(e.digest, e.ref_name) for e in targets}
         removed = self.layout.remove_entries(lambda e: (e.digest, e.ref_name) in ids)
-        return RemoveResult(tuple(e.ref_name or e.digest for e in removed), self.layout.gc())
+        return RemoveResult(tuple(e.ref_name or e.digest for e in removed), self.gc())
 
     def gc(self) -> GcResult:
-        """Delete blobs that no name reaches any more."""
+        """Drop referrers whose subject is gone, then delete blobs nothing reaches."""
         if not (self.path / "index.json").exists():
             return GcResult(0, 0)
-        return self.layout.gc()
+        layout = self.layout
+        with layout.locked():
+            named = [e for e in layout.entries() if e.ref_name]
+            alive = layout.reachable(named)
+            orphans = {e.digest for e, subject in self._unnamed_subjects() if subject not in alive}
+            if orphans:
+                layout.remove_entries(lambda e: not e.ref_name and e.digest in orphans)
+            return layout.gc()
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -321,6 +372,8 @@ class ImageStore:
             if entry.digest not in facts:
                 facts[entry.digest] = self._facts(entry)
             platforms, size, created, problem = facts[entry.digest]
+            if not entry.ref_name and not platforms and not problem:
+                continue  # an artifact about an image (an SBOM), not an image
             name = _parse_ref_name(entry.ref_name)
             if name is None:
                 repository, tag = "<none>", "<none>"
