@@ -35,19 +35,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import accumulate, chain, islice, repeat
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-from alpenglow.apk.archive import TarEntry, gzip_member, iter_tar, split_gzip, write_tar
 from alpenglow.apk.dependency import Dependency, parse_cached
-from alpenglow.apk.signing import (
-    ALGORITHMS,
-    MAX_SIGNATURE_SIZE,
-    Keyring,
-    Signer,
-    parse_signature_name,
-    verify_signatures,
-)
 from alpenglow.errors import ArchiveError, IndexFormatError, InvalidDependency, SignatureError
+
+if TYPE_CHECKING:
+    # the archive and signing machinery is imported by the functions that read or write
+    # archives: a run whose indexes come from the parsed-index cache never needs it
+    from alpenglow.apk.signing import Keyring, Signer
 
 __all__ = [
     "DEFAULT_MAX_INDEX_SIZE",
@@ -222,7 +218,8 @@ def _optional(letter: str, value: str = "[^\n]*") -> str:
 
 
 _NUMBER = "[0-9]+"
-_CANONICAL = re.compile(
+# compiled on first use (start-up: a run whose indexes come from the cache parses none)
+_CANONICAL_PATTERN = (
     _required("C")
     + _required("P", "[^\n]+")
     + _required("V", "[^\n]+")
@@ -290,7 +287,7 @@ def _parse_canonical(text: str) -> list[Package] | None:
     Works column by column (all names, all sizes, ...) so that most of the work runs in
     C-level ``map`` calls rather than per-field Python code.
     """
-    parts: list[str | None] = _CANONICAL.split(text)
+    parts: list[str | None] = re.split(_CANONICAL_PATTERN, text)
     if any(parts[::_STRIDE]):  # text between matches: not all stanzas are canonical
         return None
     col = [parts[i::_STRIDE] for i in range(_STRIDE)]
@@ -565,6 +562,9 @@ class IndexArchive:
 
 
 def _signature_entries(payload: bytes, source: str) -> list[tuple[str, bytes]]:
+    from alpenglow.apk.archive import iter_tar
+    from alpenglow.apk.signing import parse_signature_name
+
     entries: list[tuple[str, bytes]] = []
     for entry in iter_tar(payload, source=source):
         if parse_signature_name(entry.path) is None:
@@ -575,6 +575,8 @@ def _signature_entries(payload: bytes, source: str) -> list[tuple[str, bytes]]:
 
 def _signers(entries: Sequence[tuple[str, bytes]]) -> tuple[str, ...]:
     """The key names :func:`verify_signatures` would consider, in order."""
+    from alpenglow.apk.signing import ALGORITHMS, MAX_SIGNATURE_SIZE, parse_signature_name
+
     out = []
     for name, signature in entries:
         parsed = parse_signature_name(name)
@@ -600,6 +602,9 @@ def load_index_archive(
     size of each member. Raises :class:`ArchiveError`, :class:`SignatureError` or
     :class:`IndexFormatError`, each naming ``source``.
     """
+    from alpenglow.apk.archive import iter_tar, split_gzip
+    from alpenglow.apk.signing import Keyring, verify_signatures
+
     members = split_gzip(
         data, source=source, max_member_size=max_size, max_total_size=2 * max_size, max_members=2
     )
@@ -649,6 +654,8 @@ def write_index_archive(
     """An ``APKINDEX.tar.gz``: a signature member (when ``signer`` is given, RSA over the
     compressed index member, tar without end blocks) followed by the index member (a tar of
     ``DESCRIPTION`` and ``APKINDEX`` with end blocks). Packages are sorted by name."""
+    from alpenglow.apk.archive import TarEntry, gzip_member, write_tar
+
     common = {"mode": 0o644, "uname": "root", "gname": "root", "mtime": mtime}
     index_tar = write_tar(
         [

@@ -9,16 +9,20 @@ hands the applet an :class:`ApkContext`. Each applet is a module in this package
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
+from alpenglow.cli.apk._options import Options, OptionTable, Unsupported
 from alpenglow.errors import AlpenglowError, UsageError
 
-__all__ = ["APPLETS", "ApkContext", "Applet", "run"]
+if TYPE_CHECKING:
+    # argparse is imported only when a command line needs it (see _options): it is slow
+    import argparse
+
+__all__ = ["APPLETS", "ApkContext", "Applet", "build_parser", "parse_options", "run"]
 
 
 def __dir__() -> list[str]:
@@ -58,12 +62,13 @@ class ApkContext:
     """What an applet gets: the parsed options and apk-style output channels.
 
     ``opts`` holds every option (global and the applet's own) and positional argument,
-    as parsed by argparse. Normal output goes to stdout; ``error``/``warning`` go to stderr
+    as argparse would parse them (:mod:`alpenglow.cli.apk._options` reads most command
+    lines without it). Normal output goes to stdout; ``error``/``warning`` go to stderr
     with apk's prefixes, flushing stdout first so that combined output keeps its order.
     """
 
     applet: str
-    opts: argparse.Namespace
+    opts: argparse.Namespace | Options
     stdout: TextIO = field(default_factory=lambda: sys.stdout)
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
     errors: int = 0
@@ -83,19 +88,14 @@ class ApkContext:
         self.stderr.flush()
 
 
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser that raises instead of printing usage and exiting."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message}")
-
-
 def _bool_arg(value: str) -> bool:
     lowered = value.lower()
     if lowered in ("yes", "y", "true", "1", "on"):
         return True
     if lowered in ("no", "n", "false", "0", "off"):
         return False
+    import argparse
+
     raise argparse.ArgumentTypeError(f"expected yes or no, not {value!r}")
 
 
@@ -221,10 +221,32 @@ def _load(module_name: str) -> Applet:
 
 def build_parser(applet: Applet) -> argparse.ArgumentParser:
     """The parser for one applet: global options plus the applet's own."""
+    import argparse
+    from typing import NoReturn
+
+    class _Parser(argparse.ArgumentParser):
+        """An ArgumentParser that raises instead of printing usage and exiting."""
+
+        def error(self, message: str) -> NoReturn:
+            raise UsageError(f"{self.prog}: {message}")
+
     parser = _Parser(prog=f"alpenglow apk {applet.name}", description=applet.summary)
     add_global_options(parser)
     applet.configure(parser)
     return parser
+
+
+def parse_options(applet: Applet, args: list[str]) -> argparse.Namespace | Options:
+    """The applet's options and arguments in ``args`` (the applet name taken out), as
+    ``parse_intermixed_args`` reads them; argparse itself is used only for what
+    :class:`~alpenglow.cli.apk._options.OptionTable` leaves to it (help, errors, ...)."""
+    try:
+        table = OptionTable()
+        add_global_options(cast(Any, table))
+        applet.configure(cast(Any, table))
+        return table.parse(args)
+    except Unsupported:
+        return build_parser(applet).parse_intermixed_args(args)
 
 
 def run(argv: list[str]) -> int:
@@ -242,9 +264,7 @@ def run(argv: list[str]) -> int:
         if module_name is None:
             raise UsageError(f"unknown command {name!r}; run `alpenglow apk --help`")
         applet = _load(module_name)
-        parser = build_parser(applet)
-        rest = argv[:index] + argv[index + 1 :]
-        opts = parser.parse_intermixed_args(rest)
+        opts = parse_options(applet, argv[:index] + argv[index + 1 :])
         ctx = ApkContext(applet=name, opts=opts)
         status = applet.run(ctx)
         sys.stdout.flush()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import gc
 import os
-import platform
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -74,6 +73,8 @@ _MACHINE_ARCH = {
 
 def default_arch() -> str:
     """The architecture apk was built for; here: the machine's, in Alpine's spelling."""
+    import platform  # only here: importing it compiles a dozen regular expressions
+
     machine = platform.machine()
     return _MACHINE_ARCH.get(machine, machine or "x86_64")
 

@@ -7,10 +7,10 @@ the newest versions of the named packages and what they pull in.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import time
+from typing import TYPE_CHECKING
 
 from alpenglow.apk.dependency import Dependency, parse
 from alpenglow.apk.solver import SolverFlag
@@ -18,6 +18,9 @@ from alpenglow.apk.version import ANY, Op
 from alpenglow.cli.apk import ApkContext, Applet, add_commit_options
 from alpenglow.cli.apk._session import Failed, exit_status, open_session, solve_and_commit
 from alpenglow.errors import InvalidDependency
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = ["APPLET"]
 

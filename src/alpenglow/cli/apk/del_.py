@@ -7,8 +7,8 @@ updated, but the following packages are not removed due to:" notice).
 
 from __future__ import annotations
 
-import argparse
 from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING
 
 from alpenglow.apk.changeset import Wrapper
 from alpenglow.apk.dependency import Dependency
@@ -22,6 +22,9 @@ from alpenglow.cli.apk._session import (
     open_session,
     print_errors,
 )
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = ["APPLET", "matching_names", "reverse_dependencies"]
 

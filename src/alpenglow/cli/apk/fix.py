@@ -3,11 +3,14 @@ package marked broken; ``-d`` does the same for their dependencies."""
 
 from __future__ import annotations
 
-import argparse
+from typing import TYPE_CHECKING
 
 from alpenglow.apk.solver import SolverFlag
 from alpenglow.cli.apk import ApkContext, Applet, add_commit_options
 from alpenglow.cli.apk._session import Failed, exit_status, open_session, solve_and_commit
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = ["APPLET"]
 

@@ -11,17 +11,20 @@ are new)``.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alpenglow.apk.index import Package
 from alpenglow.cli.apk import ApkContext, Applet
 from alpenglow.errors import AlpenglowError
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = ["APPLET"]
 

@@ -6,12 +6,15 @@ that list it, each with the pinning tags that allow it (``@edge URL``).
 
 from __future__ import annotations
 
-import argparse
+from typing import TYPE_CHECKING
 
 from alpenglow.apk.catalog import QuerySpec
 from alpenglow.apk.report import policy_lines
 from alpenglow.cli.apk import ApkContext, Applet
 from alpenglow.cli.apk._readonly import open_root
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = ["APPLET"]
 

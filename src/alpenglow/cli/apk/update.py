@@ -9,11 +9,14 @@ The exit status is the number of unavailable plus stale repositories.
 
 from __future__ import annotations
 
-import argparse
+from typing import TYPE_CHECKING
 
 from alpenglow.apk.repository import Repository
 from alpenglow.cli.apk import ApkContext, Applet
 from alpenglow.cli.apk._session import Failed, exit_status, open_session
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = ["APPLET"]
 

@@ -9,8 +9,8 @@ keeps the named packages as they are.
 
 from __future__ import annotations
 
-import argparse
 import os
+from typing import TYPE_CHECKING
 
 from alpenglow.apk.dependency import Dependency, parse
 from alpenglow.apk.solver import SolverFlag, solve, version_match
@@ -26,6 +26,9 @@ from alpenglow.cli.apk._session import (
     solve_and_commit,
 )
 from alpenglow.errors import InvalidDependency
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = ["APPLET"]
 

@@ -12,12 +12,15 @@ files that failed.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alpenglow.apk.signing import Keyring
 from alpenglow.cli.apk import ApkContext, Applet
 from alpenglow.errors import AlpenglowError
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = ["APPLET", "trusted_keys"]
 

@@ -9,10 +9,13 @@ non-zero if there was one.
 
 from __future__ import annotations
 
-import argparse
+from typing import TYPE_CHECKING
 
 from alpenglow.apk import version
 from alpenglow.cli.apk import ApkContext, Applet
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = ["APPLET"]
 

@@ -9,12 +9,15 @@ installed package has is looked up among what installed packages provide.
 
 from __future__ import annotations
 
-import argparse
+from typing import TYPE_CHECKING
 
 from alpenglow.apk.catalog import sort_display
 from alpenglow.apk.why import explain, format_chain
 from alpenglow.cli.apk import ApkContext, Applet
 from alpenglow.cli.apk._readonly import open_root, verbosity
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = ["APPLET"]
 
