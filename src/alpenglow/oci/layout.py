@@ -415,8 +415,13 @@ class Layout:
 
     def read_bundle(self, ref: str = "") -> ImageBundle:
         """The image named ``ref`` (or with that digest; see :meth:`find`) as a bundle whose
-        blobs are read and verified lazily. Every blob it needs must be present."""
-        return self.bundle_for(self.find(ref), f"{self.path}:{ref}" if ref else str(self.path))
+        blobs are read and verified lazily; its root descriptor no longer carries the name.
+        Every blob it needs must be present."""
+        entry = self.find(ref)
+        root = entry.with_annotations(
+            tuple((k, v) for k, v in entry.annotations if k != ORG_REF_NAME)
+        )
+        return self.bundle_for(root, f"{self.path}:{ref}" if ref else str(self.path))
 
     def bundle_for(self, root: Descriptor, source: str | None = None) -> ImageBundle:
         """A lazy bundle rooted at ``root`` (which must be stored here)."""
