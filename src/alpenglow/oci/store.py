@@ -352,8 +352,8 @@ class ImageStore:
                 return next(iter(matches.values()))
             if len(matches) > 1:
                 raise AlpenglowError(f"image id prefix {prefix!r} is ambiguous")
-        parse_name(query)  # a malformed name is reported as such, not as "not found"
-        raise ImageNotFound(f"no such image in the store: {query}", hint="see `alpenglow images`")
+        name = parse_name(query)  # a malformed name is reported as such, not as "not found"
+        raise ImageNotFound(f"no such image in the store: {name}", hint="see `alpenglow images`")
 
     def get(self, text: str) -> ImageBundle:
         """The image ``text`` resolves to (see :meth:`resolve`), blobs read lazily."""
