@@ -139,10 +139,10 @@ def umoci(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return run_tool("umoci", *args, check=check)
 
 
-def podman(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """podman with its own storage under ``tmp`` (vfs driver); skips with podman's own
-    words when it cannot run here."""
-    root, runroot = tmp / "podman-root", tmp / "podman-runroot"
+def podman(root: Path, runroot: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """podman with its own storage (``root``, vfs driver) and ``runroot`` (podman wants
+    that path shorter than 50 characters); skips with podman's own words when it cannot
+    run here."""
     base = ("podman", "--root", str(root), "--runroot", str(runroot), "--storage-driver", "vfs")
     probe = run_tool(*base, "images", check=False)
     if probe.returncode != 0:
