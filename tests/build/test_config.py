@@ -704,3 +704,19 @@ def test_config_error_is_an_alpenglow_error() -> None:
 
 def test_exports() -> None:
     assert set(dir(config_module)) == set(config_module.__all__)
+
+
+def test_relative_paths_stay_as_the_user_wrote_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path, "inc/base.yaml", "contents:\n  repositories: [../repo]\n  packages: [a b]\n")
+    write(tmp_path, "apko.yaml", "include: inc/base.yaml\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as info:
+        load_config(Path("apko.yaml"))
+    assert str(info.value).startswith("inc/base.yaml:3: contents.packages[0]: 'a b'")
+    write(tmp_path, "inc/base.yaml", "contents:\n  repositories: [../repo]\n")
+    cfg = load_config(Path("apko.yaml"))
+    assert cfg.source == Path("apko.yaml")
+    assert cfg.includes == (Path("inc/base.yaml"),)
+    assert cfg.repositories == (str(tmp_path / "inc/../repo"),)  # absolute: cwd-independent

@@ -262,7 +262,8 @@ def _load_file(
     if partial.include is None:
         return partial
     name, node = partial.include
-    target = reader.local_path(name)
+    # Shown (and read) relative to the including file as the user named it.
+    target = path.parent / Path(name).expanduser()
     identity = target.resolve()
     if identity in stack or identity == path.resolve():
         chain = " -> ".join(p.name for p in [*stack, path.resolve(), identity])
@@ -447,43 +448,13 @@ _PATH_KEYS: Final = ("path", "type", "uid", "gid", "permissions", "source", "rec
 _FILE_KEYS: Final = ("source", "destination", "uid", "gid", "mode")
 _LAYERING_KEYS: Final = ("strategy", "budget")
 
-_SIGNALS: Final = frozenset(
-    [
-        "HUP",
-        "INT",
-        "QUIT",
-        "ILL",
-        "TRAP",
-        "ABRT",
-        "IOT",
-        "BUS",
-        "FPE",
-        "KILL",
-        "USR1",
-        "SEGV",
-        "USR2",
-        "PIPE",
-        "ALRM",
-        "TERM",
-        "STKFLT",
-        "CHLD",
-        "CONT",
-        "STOP",
-        "TSTP",
-        "TTIN",
-        "TTOU",
-        "URG",
-        "XCPU",
-        "XFSZ",
-        "VTALRM",
-        "PROF",
-        "WINCH",
-        "IO",
-        "POLL",
-        "PWR",
-        "SYS",
-    ]
-)
+# fmt: off
+_SIGNALS: Final = frozenset((
+    "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "IOT", "BUS", "FPE", "KILL", "USR1", "SEGV",
+    "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU",
+    "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "POLL", "PWR", "SYS",
+))
+# fmt: on
 _RT_SIGNAL: Final = re.compile(
     r"RTMIN(\+([0-9]|[12][0-9]|3[0-2]))?|RTMAX(-([0-9]|[12][0-9]|3[0-2]))?"
 )
