@@ -396,6 +396,23 @@ def test_tagged_repository_matches_the_disk(
     assert_same_as_disk(result, root)
 
 
+def test_build_repositories_are_used_but_not_written(
+    realistic_repo: RealisticRepo, alpine_mirror: Mirror, tmp_path: Path
+) -> None:
+    result = install(
+        request(
+            realistic_repo,
+            alpine_mirror,
+            tmp_path / "cache",
+            repositories=(),
+            build_repositories=(alpine_mirror.repository(BRANCH),),
+        )
+    )
+    assert "bin/busybox" in result.tree
+    assert result.tree.read("etc/apk/repositories") == b""
+    assert set(result.origins.values()) == {alpine_mirror.repository(BRANCH)}
+
+
 # --------------------------------------------------------------------------------------------
 # a base image
 

@@ -145,6 +145,9 @@ class InstallRequest:
     """A base image's filesystem (not changed; the result is a new tree)."""
     locked: tuple[LockPin, ...] | None = None
     """Install exactly these packages (all of them, and nothing else)."""
+    build_repositories: tuple[str, ...] = ()
+    """More repository lines used for this installation only (apko's
+    ``build_repositories``): searched after ``repositories``, not written into the tree."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,7 +317,9 @@ def _open_pool(
     if bad:
         raise InstallError(f"/{DB_DIR}/installed: package {bad[0]!r} has no valid C: identity")
     repos, problems = parse_repositories(
-        "\n".join(request.repositories), request.arch, source="repositories"
+        "\n".join((*request.repositories, *request.build_repositories)),
+        request.arch,
+        source="repositories",
     )
     if problems:
         raise InstallError(problems[0], hint="check the repository lines")
@@ -618,7 +623,15 @@ class _TreeRoot:
         """Where ``rel`` is, its directory resolved inside the tree (the last component is
         not followed)."""
         directory, name = _split(rel)
-        return _join(self.tree.resolve(directory), name)
+        return _join(self._resolve(directory), name)
+
+    def _resolve(self, path: str) -> str:
+        """:meth:`Tree.resolve`, quick for an existing directory (every parent of a node is
+        a directory, so no symlink lies on its path)."""
+        node = self.tree.get(path)
+        if node is not None and node.kind == DIRECTORY:
+            return path
+        return self.tree.resolve(path)
 
     def digest(self, rel: str) -> str | None:
         """``Q1`` digest of what ``rel`` holds (content or link target); None when
@@ -653,7 +666,10 @@ class _TreeRoot:
     def mkdir(self, rel: str, acl: str) -> None:
         """Create directory ``rel`` and missing parents (``0755`` root) unless it exists;
         ``acl`` applies to ``rel`` itself when it is created."""
-        real = self.tree.resolve(rel)
+        real = self._resolve(rel)
+        found = self.tree.get(real)
+        if found is not None and found.kind == DIRECTORY:
+            return
         current = ""
         parts = real.split("/") if real else []
         for i, part in enumerate(parts):
