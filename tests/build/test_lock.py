@@ -206,7 +206,11 @@ def test_lock_from_build(tmp_path: Path) -> None:
             (
                 "x86_64",
                 (musl, data, mine),
-                {"musl": MAIN, "alpine-baselayout-data": MAIN, "mine": "@local /srv/packages"},
+                {
+                    "Q1bXVzbA==": MAIN,
+                    "alpine-baselayout-data": MAIN,
+                    "mine": "@local /srv/packages",
+                },
             )
         ],
     )

@@ -192,15 +192,17 @@ def lock_from_build(
     config: BuildConfig,
     builds: Iterable[tuple[str, Sequence[Package], Mapping[str, str]]],
 ) -> Lock:
-    """The lock of what was installed: for each architecture, its packages in installation
-    order and ``origins``, which maps a package name to the configuration repository line it
-    was fetched from (packages without an origin get no URL)."""
+    """The lock of what was installed: for each architecture, its packages (in the order to
+    record them) and ``origins``, which maps a package's identity (``C:``, as
+    :class:`~alpenglow.build.install.InstallResult` gives it) or its name to the repository
+    it was fetched from (a URL or path, with or without ``@tag``). Packages without an origin
+    (kept from a base image) get no URL."""
     packages: list[LockedPackage] = []
     repositories: list[LockedRepository] = []
     build_repositories: list[LockedRepository] = []
     for arch, installed, origins in builds:
         for pkg in installed:
-            repository = origins.get(pkg.name, "")
+            repository = origins.get(pkg.checksum) or origins.get(pkg.name, "")
             packages.append(
                 LockedPackage(
                     name=pkg.name,
