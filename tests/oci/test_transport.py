@@ -61,6 +61,9 @@ def test_exports() -> None:
     [
         ("alpine", ImageReference("store", "", "alpine:latest")),
         ("localhost:5000/a/b:1", ImageReference("store", "", "localhost:5000/a/b:1")),
+        ("0123abcd", ImageReference("store", "", "0123abcd")),
+        ("sha256:" + "a" * 64, ImageReference("store", "", "sha256:" + "a" * 64)),
+        ("@sha256:" + "a" * 64, ImageReference("store", "", "@sha256:" + "a" * 64)),
         ("oci:out", ImageReference("oci", "out", "")),
         ("oci:/tmp/x:latest", ImageReference("oci", "/tmp/x", "latest")),
         ("oci:out:alpine-base:3.22", ImageReference("oci", "out", "alpine-base:3.22")),

@@ -101,13 +101,15 @@ TRANSPORTS = ("oci", "oci-archive", "docker-archive")
 _OCI_REF = re.compile(
     r"[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:/[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*)*"
 )
+_IMAGE_ID = re.compile(r"@?(?:sha256:)?[0-9a-f]{4,64}")
 _FOREIGN = ("docker://", "docker-daemon:", "containers-storage:", "dir:", "ostree:", "sif:")
 
 
 @dataclass(frozen=True, slots=True)
 class ImageReference:
     """A parsed image reference: ``transport`` is ``store`` or one of :data:`TRANSPORTS`;
-    ``path`` the directory or file; ``name`` the store name (``NAME:TAG``), the layout's
+    ``path`` the directory or file; ``name`` the store name (``NAME:TAG``, or an image id
+    or digest as given), the layout's
     ref name, or the archive's ``NAME:TAG`` (``@N`` picks the N-th image of a docker
     archive when reading). ``name`` is "" when not given."""
 
@@ -147,6 +149,8 @@ def parse_reference(text: str) -> ImageReference:
             elif name and not _OCI_REF.fullmatch(name):
                 raise InvalidReference(f"invalid reference {text!r}: bad image name {name!r}")
             return ImageReference(transport, path, name)
+    if _IMAGE_ID.fullmatch(text):
+        return ImageReference("store", "", text)  # an image id or digest, resolved by the store
     return ImageReference("store", "", parse_name(text).ref_name)
 
 
