@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import io
 import json
+import tarfile
 from pathlib import Path
 
 import pytest
 
+from alpenglow.apk.database import parse_installed
 from alpenglow.cli.images import human_size
-from alpenglow.oci.image import index_bundle
+from alpenglow.oci.image import OCI_LAYER_GZIP, image_bundle, index_bundle
 from alpenglow.oci.store import ImageStore
 from alpenglow.oci.transport import write_oci
 from tests.cli.conftest import Run
-from tests.oci.images import installed_db, make_image
+from tests.oci.images import config_for, installed_db, make_image
+from tests.support.alpine_repo import RealisticRepo
 
 DB_X86 = installed_db(
     [("musl", "1.2.5-r0", 700_000), ("busybox", "1.36.1-r2", 900_000), ("zlib", "1.3-r0", 100)]
@@ -147,3 +153,39 @@ def test_a_corrupt_layer_is_reported(run_cli: Run, store: ImageStore) -> None:
     assert proc.returncode == 1
     assert proc.stderr.startswith("ERROR: ")
     assert f"blob {layer} is corrupt" in proc.stderr
+
+
+def test_sizes_of_a_real_alpine_base_root(
+    run_cli: Run, realistic_repo: RealisticRepo, tmp_path: Path
+) -> None:
+    """alpine-base installed by ``alpenglow apk --root``, tarred into a layer: the size table
+    lists exactly the installed database's packages, largest first."""
+    if "x86_64" not in realistic_repo.arches:
+        pytest.skip(f"x86_64: {realistic_repo.skipped.get('x86_64')}")
+    root = tmp_path / "root"
+    proc = run_cli(
+        "apk", "--root", str(root), "--arch", "x86_64", "--initdb",
+        "-X", str(realistic_repo.base()), "--keys-dir", str(realistic_repo.keys_dir),
+        "--no-cache", "add", "alpine-base",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in sorted(root.rglob("*")):
+            tar.add(path, arcname=str(path.relative_to(root)), recursive=False)
+    layer = raw.getvalue()
+    config = config_for("x86_64", ["sha256:" + hashlib.sha256(layer).hexdigest()])
+    image = image_bundle(config, [(OCI_LAYER_GZIP, gzip.compress(layer, mtime=0))])
+    store = ImageStore(tmp_path / "store")
+    store.add(image, ["alpine-base"])
+
+    out = run_cli("inspect", "--sizes", "--top", "1000", "alpine-base", env=env_for(store))
+    assert out.returncode == 0, out.stderr
+    installed = parse_installed((root / "lib/apk/db/installed").read_bytes())
+    expected = sorted(installed, key=lambda p: (-p.package.installed_size, p.package.name))
+    assert "alpine-base" in {p.package.name for p in installed}
+    header = f"linux/amd64: {len(installed)} packages, "
+    lines = out.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    listed = [line.split()[:2] for line in lines[start + 2 :]]
+    assert listed == [[p.package.name, p.package.version] for p in expected]
