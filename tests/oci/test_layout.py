@@ -245,3 +245,19 @@ def test_concurrent_writers_lose_no_entries(tmp_path: Path) -> None:
         layout.read_bundle(entry.ref_name).verify()
     assert layout.gc().blobs == 0
     assert not list(tmp_path.rglob(".tmp-*"))
+
+
+def test_a_damaged_blob_is_replaced_by_the_next_write(tmp_path: Path) -> None:
+    layout = Layout.create(tmp_path)
+    image = make_image()
+    layout.write_bundle(image, ["t"])
+    layer = image.manifest().layers[0].digest
+    path = layout.blob_path(layer)
+    path.write_bytes(bytes(path.stat().st_size))  # same size, zeroes (a torn write)
+    with pytest.raises(FormatError, match="is corrupt"):
+        layout.read_bundle("t").verify()
+    layout.write_bundle(image, ["t"])
+    layout.read_bundle("t").verify()
+    path.write_bytes(b"")
+    assert layout.put_blob(image.blobs[layer]) == layer
+    assert layout.get_blob(layer) == image.blobs[layer]

@@ -64,15 +64,17 @@ class GcResult:
     bytes: int
 
 
-def _write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same directory."""
+def _write_atomic(path: Path, data: bytes, *, durable: bool, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same directory; with
+    ``durable`` the data reaches the disk before the rename."""
     tmp = path.with_name(f"{_TMP_PREFIX}{path.name}.{os.getpid()}.{threading.get_ident()}")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -204,9 +206,9 @@ class Layout:
                 )
             time.sleep(0.02)
 
-    def _write(self, path: Path, data: bytes) -> None:
+    def _write(self, path: Path, data: bytes, *, durable: bool = True) -> None:
         try:
-            _write_atomic(path, data)
+            _write_atomic(path, data, durable=durable)
         except OSError as exc:
             raise AlpenglowError(f"{path}: cannot write: {exc.strerror}") from None
 
@@ -223,20 +225,37 @@ class Layout:
     def put_blob(self, data: bytes, digest: str | None = None) -> str:
         """Store ``data`` (checked against ``digest`` when given) and return its digest.
 
-        A blob already present with the right size is left alone."""
+        A blob already present is left alone if its content is right, else replaced."""
         if digest is None:
             digest = "sha256:" + hashlib.sha256(data).hexdigest()
         else:
             verify_blob(data, digest, None, f"{self.path}: put")
+        if not self._blob_is_sound(digest, len(data)):
+            self._store_blob(digest, data)
+        return digest
+
+    def _blob_is_sound(self, digest: str, size: int) -> bool:
+        """Whether the blob file exists with ``size`` bytes hashing to ``digest``."""
         path = self.blob_path(digest)
-        if path.is_file() and path.stat().st_size == len(data):
-            return digest
+        algorithm = digest.partition(":")[0]
+        try:
+            if path.stat().st_size != size:
+                return False
+            with open(path, "rb") as fh:
+                actual = hashlib.file_digest(fh, algorithm).hexdigest()
+        except OSError:
+            return False
+        return f"{algorithm}:{actual}" == digest
+
+    def _store_blob(self, digest: str, data: bytes) -> None:
+        # Blobs are not fsynced (index.json is): a blob torn by a crash is caught by the
+        # digest check on every read and replaced by the next put.
+        path = self.blob_path(digest)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise AlpenglowError(f"{path.parent}: cannot create: {exc.strerror}") from None
-        self._write(path, data)
-        return digest
+        self._write(path, data, durable=False)
 
     def put_blob_stream(self, chunks: Iterable[bytes], digest: str) -> int:
         """Store a blob arriving in pieces; it is renamed into place only when the bytes
@@ -253,8 +272,6 @@ class Layout:
                     hasher.update(chunk)
                     fh.write(chunk)
                     size += len(chunk)
-                fh.flush()
-                os.fsync(fh.fileno())
             actual = f"{algorithm}:{hasher.hexdigest()}"
             if actual != digest:
                 raise FormatError(f"{self.path}: blob {digest}: received bytes hash to {actual}")
@@ -405,13 +422,11 @@ class Layout:
         for desc in bundle.descriptors():
             if desc.media_type in OPTIONAL_LAYER_TYPES and desc.digest not in bundle.blobs:
                 continue
-            if self.has_blob(desc.digest) and self.blob_path(desc.digest).stat().st_size == (
-                desc.size
-            ):
+            if self._blob_is_sound(desc.digest, desc.size):
                 continue
             data = bundle.blob(desc.digest)
             verify_blob(data, desc.digest, desc.size, bundle.source)
-            self.put_blob(data, desc.digest)
+            self._store_blob(desc.digest, data)
 
     def read_bundle(self, ref: str = "") -> ImageBundle:
         """The image named ``ref`` (or with that digest; see :meth:`find`) as a bundle whose
