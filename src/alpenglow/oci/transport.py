@@ -1,11 +1,10 @@
 """Where images go and come from, spelled as skopeo spells them. [edge]
 
-================================  ==========================================================
-``NAME[:TAG]``                    the local image store (:mod:`alpenglow.oci.store`)
-``oci:DIR[:REF]``                 an OCI layout directory; the entry named REF in index.json
-``oci-archive:FILE[:REF]``        the same layout as a tar file
-``docker-archive:FILE[:NAME:TAG]``  ``docker save`` format, one platform per file
-================================  ==========================================================
+* ``NAME[:TAG]`` (or an image id or digest): the local image store
+  (:mod:`alpenglow.oci.store`);
+* ``oci:DIR[:REF]``: an OCI layout directory, the entry named REF in its index.json;
+* ``oci-archive:FILE[:REF]``: the same layout as a tar file;
+* ``docker-archive:FILE[:NAME:TAG]``: ``docker save`` format, one platform per file.
 
 Every transport has a matching writer and reader over :class:`ImageBundle`, so any source
 can be copied to any sink.
