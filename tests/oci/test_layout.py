@@ -261,3 +261,20 @@ def test_a_damaged_blob_is_replaced_by_the_next_write(tmp_path: Path) -> None:
     path.write_bytes(b"")
     assert layout.put_blob(image.blobs[layer]) == layer
     assert layout.get_blob(layer) == image.blobs[layer]
+
+
+def test_readers_do_not_wait_for_a_writer(tmp_path: Path) -> None:
+    holder = Layout.create(tmp_path)
+    holder.write_bundle(make_image(), ["t"])
+    done = threading.Event()
+
+    def read() -> None:
+        Layout.create(tmp_path).read_bundle("t").verify()
+        Layout.open(tmp_path).entries()
+        done.set()
+
+    with holder.locked():
+        reader = threading.Thread(target=read)
+        reader.start()
+        reader.join(10)
+    assert done.is_set()

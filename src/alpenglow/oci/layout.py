@@ -132,6 +132,9 @@ class Layout:
         except OSError as exc:
             raise AlpenglowError(f"{root}: cannot create an OCI layout: {exc.strerror}") from None
         layout = cls(root)
+        if (root / "oci-layout").is_file() and (root / "index.json").is_file():
+            layout._check_marker()  # nothing to create: no lock, so readers never wait
+            return layout
         with layout.locked():
             marker = root / "oci-layout"
             if marker.exists():
