@@ -189,3 +189,17 @@ def test_sizes_of_a_real_alpine_base_root(
     start = next(i for i, line in enumerate(lines) if line.startswith(header))
     listed = [line.split()[:2] for line in lines[start + 2 :]]
     assert listed == [[p.package.name, p.package.version] for p in expected]
+
+
+def test_a_hostile_archive_is_one_error_line(run_cli: Run, tmp_path: Path) -> None:
+    path = tmp_path / "evil.tar"
+    with tarfile.open(path, "w") as tar:
+        info = tarfile.TarInfo("../../etc/evil")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    proc = run_cli("inspect", f"oci-archive:{path}")
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        f"ERROR: {path}: refusing archive member '../../etc/evil' (a '..' path)\n"
+    )
+    assert not (tmp_path.parent.parent / "etc" / "evil").exists()
