@@ -33,6 +33,7 @@ def test_configuration_values() -> None:
         work_dir="/app",
         stop_signal="SIGQUIT",
         annotations=(("org.opencontainers.image.source", "https://x"),),
+        volumes=("/data",),
     )
     cfg = d["config"]
     assert cfg["Entrypoint"] == ["/usr/bin/python3"]
@@ -40,6 +41,7 @@ def test_configuration_values() -> None:
     assert cfg["Env"] == ["PATH=/x", "LANG=C.UTF-8"]
     assert (cfg["User"], cfg["WorkingDir"], cfg["StopSignal"]) == ("65532", "/app", "SIGQUIT")
     assert cfg["Labels"] == {"org.opencontainers.image.source": "https://x"}
+    assert cfg["Volumes"] == {"/data": {}}
 
 
 def test_inherits_from_base_and_overrides() -> None:

@@ -9,6 +9,7 @@ the layers' diff_ids and the build epoch to the config JSON document. Rules:
   ``Cmd ["/bin/sh"]`` like the official ``alpine`` image. An entrypoint without a ``cmd`` drops
   an inherited ``Cmd`` (docker's rule for ``ENTRYPOINT`` in a Dockerfile).
 - ``User``, ``WorkingDir``, ``StopSignal`` from the configuration, else inherited.
+- ``Volumes``: inherited, plus the configuration's ``volumes``.
 - ``Labels``: inherited labels, then the configuration's annotations (so
   ``org.opencontainers.image.*`` are visible to ``docker inspect`` too).
 - ``created`` and every history entry carry the build epoch, so the same inputs give the
@@ -64,6 +65,7 @@ class ConfigInputs:
     work_dir: str | None = None
     stop_signal: str | None = None
     annotations: tuple[tuple[str, str], ...] = ()
+    volumes: tuple[str, ...] = ()
     history_comment: str = ""
     """What the new layer holds, e.g. ``alpine-base, busybox, musl``."""
     base: Mapping[str, Any] | None = None
@@ -110,6 +112,9 @@ def image_config(inputs: ConfigInputs) -> bytes:
         chosen = value if value is not None else base_cfg.get(key)
         if chosen:
             cfg[key] = chosen
+    volumes = {**dict(base_cfg.get("Volumes") or {}), **{v: {} for v in inputs.volumes}}
+    if volumes:
+        cfg["Volumes"] = volumes
     labels = dict(base_cfg.get("Labels") or {})
     labels.update(inputs.annotations)
     if labels:

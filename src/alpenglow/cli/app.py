@@ -49,6 +49,8 @@ def apk_command(args: tuple[str, ...]) -> None:
 _COMMANDS: list[tuple[str, str]] = [
     ("keygen", "keygen"),
     ("pkg", "pkg"),
+    ("build", "build"),
+    ("build", "lock"),
     ("images", "images"),
     ("inspect", "inspect"),
 ]
