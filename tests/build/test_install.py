@@ -144,9 +144,14 @@ def owned_files(installed: bytes) -> set[str]:
 
 def assert_same_as_disk(result: InstallResult, root: Path) -> None:
     """The tree equals the directory, except the lock file (left out of images) and the
-    mtimes of what the commit generates (the clock's on disk, the build time in the tree)."""
+    mtimes of what the commit generates (the clock's on disk, the build time in the tree).
+    Owners are compared when the disk run could chown (as root)."""
     tree_side, tree_links = tree_snapshot(result.tree)
     disk_side, disk_links = disk_snapshot(root)
+    if os.geteuid() != 0:
+        for side in (tree_side, disk_side):
+            for path, value in side.items():
+                side[path] = (*value[:2], None, None, *value[4:])
     assert disk_side.pop("lib/apk/db/lock")[0] == REGULAR
     owned = owned_files(result.tree.read("lib/apk/db/installed"))
     keys = {p for p in tree_side if p.startswith("etc/apk/keys/")}
@@ -591,9 +596,10 @@ def test_owners_modes_links_devices_and_replaces_match_the_disk(tmp_path: Path) 
         3,
     )
     assert tree["dev/pipe"].kind == FIFO
-    root = tmp_path / "root"
-    small_disk(repo, root, "tool", "tool-extra")
-    assert_same_as_disk(result, root)
+    if os.geteuid() == 0:  # device nodes on disk need root
+        root = tmp_path / "root"
+        small_disk(repo, root, "tool", "tool-extra")
+        assert_same_as_disk(result, root)
 
 
 def test_hard_links_stay_links_when_their_target_is_placed(tmp_path: Path) -> None:

@@ -205,7 +205,8 @@ def install(request: InstallRequest, *, progress: Progress | None = None) -> Ins
             raise Unsatisfiable(report(pool, solution, width=50))
         if request.locked is not None:
             _check_locked(solution, request.locked)
-        final_world = tuple(d for d in solution.world if not any(d is p for p in pins))
+        pinned = {id(p) for p in pins}
+        final_world = tuple(d for d in solution.world if id(d) not in pinned)
         steps = _steps(pool, solution, opened.repositories)
         source = RepositoryPackageSource(remote, keys)
         source.prefetch(
