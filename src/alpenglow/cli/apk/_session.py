@@ -26,7 +26,6 @@ from alpenglow.apk.changeset import (
     human_size,
     summary_line,
 )
-from alpenglow.apk.database import InstalledPackage, parse_installed, parse_world
 from alpenglow.apk.index_cache import default_directory
 from alpenglow.apk.pool import Pool, remember_buckets
 from alpenglow.apk.repository import (
@@ -43,6 +42,7 @@ from alpenglow.apk.version import compare
 from alpenglow.errors import AlpenglowError, DatabaseError
 
 if TYPE_CHECKING:
+    from alpenglow.apk.database import InstalledPackage
     from alpenglow.apk.dependency import Dependency
     from alpenglow.apk.repository import Repository
     from alpenglow.cli.apk import ApkContext
@@ -257,13 +257,18 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
     if world_data is None and not initdb:
         raise fail("Unable to read database", "No such file or directory")
     try:
-        if world_data is not None:
+        # an empty world or database needs no parsing (nor the parser's import time)
+        if world_data:
+            from alpenglow.apk.database import parse_world
+
             world = list(parse_world(world_data, source=str(root / "etc/apk/world")))
         pool.note_world(world)
         for d in world:
             pool.tag_id(d.tag)
         installed_data = _read(db_dir / "installed")
-        if installed_data is not None:
+        if installed_data:
+            from alpenglow.apk.database import parse_installed
+
             installed = parse_installed(installed_data, source=str(db_dir / "installed"))
     except DatabaseError as exc:
         out.err(str(exc))
