@@ -30,7 +30,7 @@ from alpenglow.oci.image import (
     Platform,
     canonical_json,
 )
-from alpenglow.oci.layer import diff_trees, make_layer
+from alpenglow.oci.layer import diff_trees, layer_tar
 from alpenglow.oci.platform import platform_for_arch
 
 if TYPE_CHECKING:
@@ -167,7 +167,11 @@ def build_platform(
     apply_files(tree, config.files, mtime=when)
     tree.clamp_mtimes(when)
 
-    layer = make_layer(diff_trees(base.tree, tree) if base is not None else tree)
+    from alpenglow.build.layercache import LayerCache, cached_layer
+
+    top = diff_trees(base.tree, tree) if base is not None else tree
+    cache = LayerCache(cache_dir / "layers") if cache_dir is not None else None
+    layer = cached_layer(layer_tar(top), cache)
     blobs: dict[str, bytes] = {}
     layers: list[Descriptor] = []
     diff_ids: list[str] = []

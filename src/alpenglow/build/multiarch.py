@@ -13,9 +13,7 @@ URLs are fetched into the shared cache; everything else is in
 
 from __future__ import annotations
 
-import concurrent.futures
 import hashlib
-import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -202,6 +200,9 @@ def build_image(
             if on_done and outcomes[job["arch"]][0] == "ok":
                 on_done(job["arch"])
     else:
+        import concurrent.futures
+        import multiprocessing
+
         context = multiprocessing.get_context("fork")
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
             futures = {pool.submit(_one, job): job["arch"] for job in work}

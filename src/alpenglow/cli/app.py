@@ -22,7 +22,24 @@ def __dir__() -> list[str]:
     return __all__
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """A group whose commands living in their own modules are imported only when run (or
+    listed by ``--help``), so that each command pays only for its own imports."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        where = _COMMANDS.get(cmd_name)
+        if where is not None and cmd_name not in self.commands:
+            import importlib
+
+            module = importlib.import_module(f"alpenglow.cli.{where[0]}")
+            self.add_command(getattr(module, where[1]), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="alpenglow")
 def cli() -> None:
     """Alpine packages and OCI images, without a daemon."""
@@ -45,31 +62,20 @@ def apk_command(args: tuple[str, ...]) -> None:
     sys.exit(run(list(args)))
 
 
-# Commands that live in their own modules: (module under alpenglow.cli, click command name).
-_COMMANDS: list[tuple[str, str]] = [
-    ("keygen", "keygen"),
-    ("pkg", "pkg"),
-    ("build", "build"),
-    ("build", "lock"),
-    ("images", "images"),
-    ("inspect", "inspect"),
-]
-
-
-def _register() -> None:
-    """Attach the commands that live in their own modules."""
-    import importlib
-
-    for module_name, attr in _COMMANDS:
-        module = importlib.import_module(f"alpenglow.cli.{module_name}")
-        command = getattr(module, attr)
-        if command.name not in cli.commands:
-            cli.add_command(command)
+# Commands that live in their own modules: click command name -> (module under alpenglow.cli,
+# attribute).
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "keygen": ("keygen", "keygen"),
+    "pkg": ("pkg", "pkg"),
+    "build": ("build", "build"),
+    "lock": ("build", "lock"),
+    "images": ("images", "images"),
+    "inspect": ("inspect", "inspect"),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the click application, turning library errors into one line and an exit status."""
-    _register()
     try:
         cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
     except click.exceptions.Exit as exc:
