@@ -13,6 +13,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -427,3 +428,97 @@ def test_bad_config_is_one_line_and_changes_nothing(
     assert message in lines[0]
     after = sorted(str(p) for p in store.rglob("*")) if store.exists() else []
     assert before == after
+
+
+def test_arch_all_and_one_docker_archive_per_platform(
+    realistic_repo: RealisticRepo, alpine_mirror: Mirror, env: dict[str, str], tmp_path: Path
+) -> None:
+    config = tmp_path / "multi.yaml"
+    keys = sorted(realistic_repo.keys_dir.iterdir())
+    config.write_text(
+        f"contents:\n  repositories: [{alpine_mirror.repository(BRANCH)}]\n"
+        f"  keyring: [{keys[0]}]\n  packages: [alpine-base]\n"
+    )
+    done = run(
+        "build",
+        str(config),
+        "--arch",
+        "all",
+        "--output",
+        f"docker-archive:{tmp_path / 'm.tar'}",
+        env=env,
+    )
+    written = sorted(p.name for p in tmp_path.glob("m-*.tar"))
+    assert len(written) == len(realistic_repo.arches)
+    assert "m-amd64.tar" in written
+    assert "m-arm64-v8.tar" in written or "aarch64" not in realistic_repo.arches
+    assert "m-arm-v7.tar" in written or "armv7" not in realistic_repo.arches
+    for name in written:
+        assert f"wrote {tmp_path / name}" in done.stderr
+    with tarfile.open(tmp_path / "m-amd64.tar") as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+    assert manifest[0]["RepoTags"] == ["multi:latest"]
+
+
+def test_base_image_accounts_files_and_run_as(
+    realistic_repo: RealisticRepo, alpine_mirror: Mirror, env: dict[str, str], tmp_path: Path
+) -> None:
+    base_config = write_config(tmp_path / "base.yaml", realistic_repo, alpine_mirror, ["x86_64"])
+    run("build", str(base_config), "--tag", "mybase:1", env=env)
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "index.html").write_text("<h1>hi</h1>\n")
+    top = tmp_path / "app.yaml"
+    top.write_text(
+        "base: mybase:1\n"
+        "accounts:\n"
+        "  groups: [{groupname: app, gid: 10000}]\n"
+        "  users: [{username: app, uid: 10000, gid: 10000}]\n"
+        "  run-as: app\n"
+        "files:\n"
+        "  - {source: ./site, destination: /srv/www, uid: 10000, gid: 10000}\n"
+        "paths:\n"
+        "  - {path: /var/lib/app, type: directory, uid: 10000, gid: 10000, permissions: 0o750}\n"
+        "work-dir: /srv/www\n"
+        "environment: {GREETING: hello}\n"
+        "entrypoint: {command: /bin/cat}\n"
+        "cmd: index.html\n"
+    )
+    out = tmp_path / "app"
+    run("build", str(top), "--output", f"oci:{out}:app", env=env)
+    index = json.loads((out / "index.json").read_bytes())
+    named = [m for m in index["manifests"] if m.get("annotations")]
+    root = json.loads(blob(out, named[0]["digest"]))
+    manifest = json.loads(blob(out, root["manifests"][0]["digest"]))
+    config = json.loads(blob(out, manifest["config"]["digest"]))
+    assert len(manifest["layers"]) == 2  # the base's layer, reused, and the difference
+    store_layout = Path(env["ALPENGLOW_STORE"])
+    assert (store_layout / "blobs" / "sha256" / manifest["layers"][0]["digest"][7:]).is_file()
+    assert config["config"]["User"] == "10000"
+    assert config["config"]["WorkingDir"] == "/srv/www"
+    assert config["config"]["Entrypoint"] == ["/bin/cat"]
+    assert config["config"]["Cmd"] == ["index.html"]
+    assert "GREETING=hello" in config["config"]["Env"]
+    assert len(config["rootfs"]["diff_ids"]) == 2
+    import gzip
+    import io
+
+    with tarfile.open(
+        fileobj=io.BytesIO(gzip.decompress(blob(out, manifest["layers"][1]["digest"])))
+    ) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    assert "bin/busybox" not in members  # only what changed
+    assert members["srv/www/index.html"].uid == 10000
+    assert members["var/lib/app"].mode == 0o750
+    passwd = tar_text(blob(out, manifest["layers"][1]["digest"]), "etc/passwd")
+    assert "app:x:10000:10000:" in passwd
+    assert passwd.startswith("root:x:0:0:")  # the packages' accounts are kept
+
+
+def tar_text(layer: bytes, name: str) -> str:
+    import gzip
+    import io
+
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(layer))) as tar:
+        fh = tar.extractfile(name)
+        assert fh is not None
+        return fh.read().decode()
