@@ -369,6 +369,22 @@ def test_sboms_are_written_beside_the_output(
     assert cdx
     doc = json.loads((tmp_path / "out" / spdx[0]).read_text())
     assert any(p["name"] == "busybox" for p in doc["packages"])
+    # checked by real validators from PyPI (spdx-tools, cyclonedx-python-lib)
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+    from spdx_tools.spdx.parser.json import json_parser
+    from spdx_tools.spdx.validation.document_validator import (
+        validate_full_spdx_document,
+    )
+
+    document = json_parser.parse_from_file(str(tmp_path / "out" / spdx[0]))
+    assert [m.validation_message for m in validate_full_spdx_document(document)] == []
+    validator = JsonStrictValidator(SchemaVersion.V1_5)
+    assert validator.validate_str((tmp_path / "out" / cdx[0]).read_text()) is None
+    components = json.loads((tmp_path / "out" / cdx[0]).read_text())["components"]
+    purls = {c.get("purl", "") for c in components}
+    version = realistic_repo.versions("busybox", "x86_64")[-1]
+    assert any(p.startswith(f"pkg:apk/alpine/busybox@{version}?arch=x86_64") for p in purls)
 
 
 def test_lockfile_round_trip_and_mismatch(
