@@ -13,7 +13,6 @@ installed packages, so the same configuration and the same packages give the sam
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,11 +23,12 @@ from alpenglow.build.imageconfig import ConfigInputs, image_config
 from alpenglow.errors import AlpenglowError
 from alpenglow.oci.image import (
     OCI_CONFIG,
+    OCI_EMPTY,
     OCI_LAYER_GZIP,
     OCI_MANIFEST,
     Descriptor,
     Platform,
-    canonical_json,
+    manifest_bytes,
 )
 from alpenglow.oci.layer import diff_trees, layer_tar
 from alpenglow.oci.platform import platform_for_arch
@@ -101,15 +101,6 @@ class PlatformBuild:
     """An OCI artifact manifest whose ``subject`` is :attr:`manifest`, holding the SBOMs."""
     installed_size: int = 0
     annotations: tuple[tuple[str, str], ...] = ()
-
-
-def _descriptor(media_type: str, data: bytes, **kw: Any) -> Descriptor:
-    return Descriptor(
-        media_type=media_type,
-        digest="sha256:" + hashlib.sha256(data).hexdigest(),
-        size=len(data),
-        **kw,
-    )
 
 
 def _history_comment(packages: Sequence[Package]) -> str:
@@ -204,18 +195,10 @@ def build_platform(
             base=base.config if base is not None else None,
         )
     )
-    cfg_desc = _descriptor(OCI_CONFIG, cfg)
+    cfg_desc = Descriptor.of(OCI_CONFIG, cfg)
     blobs[cfg_desc.digest] = cfg
-    manifest_doc: dict[str, Any] = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": cfg_desc.to_json(),
-        "layers": [d.to_json() for d in layers],
-    }
-    if _annotations(config):
-        manifest_doc["annotations"] = dict(_annotations(config))
-    manifest = canonical_json(manifest_doc)
-    manifest_desc = _descriptor(OCI_MANIFEST, manifest, platform=platform)
+    manifest = manifest_bytes(cfg_desc, layers, annotations=_annotations(config))
+    manifest_desc = Descriptor.of(OCI_MANIFEST, manifest, platform=platform)
     blobs[manifest_desc.digest] = manifest
 
     sbom_in = SbomInput(
@@ -279,27 +262,22 @@ def _sbom_artifact(
     from alpenglow.build.imageconfig import rfc3339
 
     empty = b"{}"
-    empty_desc = _descriptor("application/vnd.oci.empty.v1+json", empty)
+    empty_desc = Descriptor.of(OCI_EMPTY, empty)
     blobs[empty_desc.digest] = empty
     layers = []
     for name, media_type, data in sboms:
-        desc = _descriptor(
-            media_type, data, annotations=(("org.opencontainers.image.title", name),)
-        )
+        desc = Descriptor.of(media_type, data, annotations={"org.opencontainers.image.title": name})
         blobs[desc.digest] = data
-        layers.append(desc.to_json())
-    doc = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "artifactType": SBOM_ARTIFACT,
-        "config": empty_desc.to_json(),
-        "layers": layers,
-        "subject": Descriptor(subject.media_type, subject.digest, subject.size).to_json(),
-        "annotations": {"org.opencontainers.image.created": rfc3339(epoch)},
-    }
-    data = canonical_json(doc)
-    desc = _descriptor(OCI_MANIFEST, data)
-    blobs[desc.digest] = data
+        layers.append(desc)
+    manifest = manifest_bytes(
+        empty_desc,
+        layers,
+        annotations={"org.opencontainers.image.created": rfc3339(epoch)},
+        subject=Descriptor(subject.media_type, subject.digest, subject.size),
+        artifact_type=SBOM_ARTIFACT,
+    )
+    desc = Descriptor.of(OCI_MANIFEST, manifest)
+    blobs[desc.digest] = manifest
     return desc
 
 

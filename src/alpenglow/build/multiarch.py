@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from alpenglow.build.builder import BaseImage, BuildError, PlatformBuild, build_platform
 from alpenglow.errors import AlpenglowError
-from alpenglow.oci.image import OCI_INDEX, Descriptor, canonical_json
+from alpenglow.oci.image import OCI_INDEX, Descriptor, index_bytes
 from alpenglow.oci.platform import ALL_ARCHES
 
 if TYPE_CHECKING:
@@ -221,16 +221,9 @@ def _assemble(config: BuildConfig, platforms: tuple[PlatformBuild, ...]) -> Buil
     blobs: dict[str, bytes] = {}
     for p in platforms:
         blobs.update(p.blobs)
-    doc: dict[str, Any] = {
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": [p.manifest.to_json() for p in platforms],
-    }
     annotations = platforms[0].annotations if platforms else ()
-    if annotations:
-        doc["annotations"] = dict(annotations)
-    data = canonical_json(doc)
-    index = Descriptor(OCI_INDEX, "sha256:" + hashlib.sha256(data).hexdigest(), len(data))
+    data = index_bytes([p.manifest for p in platforms], annotations=annotations)
+    index = Descriptor.of(OCI_INDEX, data)
     blobs[index.digest] = data
     referrers = tuple(p.sbom_manifest for p in platforms if p.sbom_manifest is not None)
     return BuildResult(
