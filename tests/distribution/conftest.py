@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from alpenglow.oci.image import ImageBundle
+from alpenglow.oci.transport import read_oci
+from tests.support.alpine_repo import RealisticRepo
+from tests.support.fixture_image import build_fixture_image
 from tests.support.registry import FaultProxy, RegistryServer, registry_problem, running_registry
 
 USER = "alice"
@@ -58,3 +62,16 @@ def fault_proxy(registry: RegistryServer) -> Iterator[FaultProxy]:
     """A fault-injecting proxy in front of :func:`registry` (``fault_proxy.host``)."""
     with FaultProxy(registry.port) as proxy:
         yield proxy
+
+
+@pytest.fixture(scope="session")
+def fixture_layout(realistic_repo: RealisticRepo, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The multi-architecture ``alpine-base`` image made by ``alpenglow build`` from the
+    realistic repository: an OCI layout whose one image is named ``latest``."""
+    return build_fixture_image(realistic_repo, tmp_path_factory.mktemp("fixture-image"))
+
+
+@pytest.fixture(scope="session")
+def fixture_image(fixture_layout: Path) -> ImageBundle:
+    """:func:`fixture_layout` read into a bundle (an index of every platform)."""
+    return read_oci(fixture_layout, "latest")
