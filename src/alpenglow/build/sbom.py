@@ -14,8 +14,9 @@ What goes in, per package:
 - the declared license (``L:``), turned into a valid SPDX expression (see
   :func:`license_expression`);
 - the package identity ``C:`` as a checksum (see :func:`identity_checksum`);
-- supplier (Alpine Linux) and the maintainer (``m:``), homepage (``U:``), summary (``T:``),
-  origin and commit (``o:``, ``c:``) and build date (``t:``);
+- the supplier, Alpine Linux (the purl vendor), with the maintainer (``m:``) as SPDX
+  originator and CycloneDX supplier contact; homepage (``U:``, when it is a plain URL),
+  summary (``T:``), origin and commit (``o:``, ``c:``) and build date (``t:``);
 - dependencies: each ``D:`` atom resolved among the installed packages, by name first and
   otherwise through ``p:`` provides (conflicts ``!name`` are not edges).
 
@@ -195,7 +196,7 @@ def _license_id(word: str) -> str | None:
     match = _GNU.fullmatch(word)
     if match is not None:
         family, major, minor, suffix = match.groups()
-        later = suffix is not None and suffix != "-only"
+        later = suffix is not None and suffix.lower() != "-only"
         candidate = f"{family.upper()}-{major}.{minor or 0}-{'or-later' if later else 'only'}"
         if candidate in LICENSE_IDS:
             return candidate
