@@ -14,6 +14,8 @@
     ├── CommitError             a root could not be changed (it was left as it was)
     ├── InvalidReference        an image reference that is not valid (also a ValueError)
     ├── ImageNotFound           no image of that name, tag, digest or id
+    ├── RegistryError           a registry refused or failed a request (status, codes)
+    │   └── DigestMismatch      bytes from a registry do not match their digest
     └── Unsatisfiable           the solver found no answer
 
 The library raises these; only the CLI turns them into one line and an exit status.
@@ -26,6 +28,7 @@ __all__ = [
     "ArchiveError",
     "CommitError",
     "DatabaseError",
+    "DigestMismatch",
     "FormatError",
     "ImageNotFound",
     "IndexFormatError",
@@ -33,6 +36,7 @@ __all__ = [
     "InvalidReference",
     "InvalidVersion",
     "PackageError",
+    "RegistryError",
     "SignatureError",
     "Unsatisfiable",
     "UsageError",
@@ -124,6 +128,34 @@ class InvalidReference(AlpenglowError, ValueError):
 
 class ImageNotFound(AlpenglowError):
     """No image matches a name, tag, digest or image id (in the store, a layout or an archive)."""
+
+
+class RegistryError(AlpenglowError):
+    """A registry request failed for good. The message is one line naming the registry,
+    the repository and what went wrong (the HTTP status and the registry's own error codes
+    and messages); ``status`` is the last HTTP status (None for a network failure) and
+    ``codes`` the registry's error codes (``MANIFEST_UNKNOWN``, ...)."""
+
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        registry: str = "",
+        repository: str = "",
+        status: int | None = None,
+        codes: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message, hint)
+        self.registry = registry
+        self.repository = repository
+        self.status = status
+        self.codes = codes
+
+
+class DigestMismatch(RegistryError):
+    """Content received from a registry does not hash to (or is not the size of) the digest
+    it was asked for; nothing of it was kept."""
 
 
 class Unsatisfiable(AlpenglowError):

@@ -1,0 +1,1108 @@
+"""A client of the OCI distribution API (``/v2/``) for one registry. [edge]
+
+:class:`RegistryClient` speaks to one registry over ``httpx`` (imported when the first
+request is made). It is thread-safe: blob transfers run in parallel on one connection pool.
+
+* **Transport.** HTTPS with verified TLS, except for loopback registries (``localhost``,
+  ``127.0.0.0/8``, ``::1``), which are spoken to over plain HTTP as docker does, and
+  registries named in ``insecure``, for which HTTPS is tried without verifying the
+  certificate and plain HTTP is used when the registry does not speak TLS.
+* **Auth.** Anonymous until the registry answers ``401``; then its ``WWW-Authenticate``
+  challenge decides (see :mod:`alpenglow.distribution.auth`). Every request states the
+  scopes it needs (``pull``; ``pull,push`` to upload; ``pull`` on the source repository of a
+  mount), so one token is fetched per set of scopes and reused.
+* **Retries.** ``408``, ``429``, ``5xx``, timeouts and connection errors are retried with
+  exponential backoff and jitter (:class:`alpenglow.apk.fetch.RetryPolicy`; ``Retry-After``
+  is honoured). Other failures raise :class:`RegistryError` at once: one line naming the
+  registry, the repository, what was asked, the HTTP status and the registry's error codes
+  and messages (``MANIFEST_UNKNOWN: manifest unknown``).
+* **Redirects** are followed for reads (registries send blobs from storage elsewhere); the
+  ``Authorization`` header never goes to another host.
+* **Verification.** Blobs are hashed as they arrive and checked against their digest and
+  size before anything is handed on; manifests against the digest asked for, else the
+  registry's ``Docker-Content-Digest``. A mismatch is :class:`DigestMismatch` and nothing
+  is kept.
+* **Uploads** are monolithic (``POST`` then ``PUT ?digest=``) or chunked (``PATCH`` with
+  ``Content-Range``); a chunked upload interrupted by a dropped connection asks the upload
+  URL how much arrived (``GET`` -> ``Range``) and goes on from there, and a ``416`` does the
+  same; a lost upload session starts over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import io
+import json
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Collection, Iterator
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, TypeVar, overload
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+from alpenglow.apk.fetch import RETRY_STATUSES, RetryPolicy, retry_after_seconds
+from alpenglow.distribution.auth import (
+    Authenticator,
+    Credential,
+    CredentialSource,
+    Scope,
+)
+from alpenglow.distribution.reference import (
+    DOCKER_HUB,
+    DOCKER_HUB_API,
+    Reference,
+    host_of,
+    is_insecure,
+    is_insecure_default,
+    normalize_registry,
+)
+from alpenglow.errors import DigestMismatch, RegistryError
+from alpenglow.oci.image import (
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Descriptor,
+)
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "MANIFEST_ACCEPT",
+    "MAX_MANIFEST_SIZE",
+    "RawManifest",
+    "RegistryClient",
+]
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+T = TypeVar("T")
+
+MANIFEST_ACCEPT = (OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST)
+"""The media types asked for when reading a manifest (all of OCI and Docker v2 schema 2)."""
+
+MAX_MANIFEST_SIZE = 4 * 1024 * 1024
+"""Manifests larger than this are refused (as containerd does)."""
+
+_READ_CHUNK = 1 << 20
+_MAX_REDIRECTS = 5
+_MAX_TAG_PAGES = 10_000
+_OCTET = "application/octet-stream"
+_DIGEST_ALGORITHMS = ("sha256", "sha384", "sha512")
+
+Progress = Callable[[int], None]
+"""Told the number of bytes of one blob transferred so far (it may go down when a
+transfer restarts)."""
+
+
+class RawManifest(NamedTuple):
+    """A manifest as the registry sent it: the exact bytes, the media type and the digest."""
+
+    data: bytes
+    media_type: str
+    digest: str
+
+    @property
+    def descriptor(self) -> Descriptor:
+        return Descriptor(self.media_type, self.digest, len(self.data))
+
+
+class _Retryable(Exception):
+    """An attempt failed in a way worth retrying."""
+
+    def __init__(self, reason: str, status: int | None = None, wait: float | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.wait = wait
+
+
+class _SessionLost(Exception):
+    """An upload session is gone (or broken); the upload must start over."""
+
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+def _pull(repository: str) -> frozenset[Scope]:
+    return Scope.repository(repository, "pull")
+
+
+def _push(repository: str) -> frozenset[Scope]:
+    return Scope.repository(repository, "pull", "push")
+
+
+def _network_reason(exc: BaseException) -> str:
+    import httpx
+
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    if isinstance(exc, httpx.ConnectError):
+        text = str(exc)
+        return "connection refused" if "refused" in text.lower() else "cannot connect"
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+        return "connection broken"
+    return type(exc).__name__
+
+
+def _digest_algorithm(digest: str) -> str:
+    algorithm = digest.partition(":")[0]
+    if algorithm not in _DIGEST_ALGORITHMS:
+        raise RegistryError(f"unsupported digest algorithm in {digest!r}")
+    return algorithm
+
+
+def _with_query(url: str, **params: str) -> str:
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    query.extend(params.items())
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+class RegistryClient:
+    """The distribution API of one registry.
+
+    ``registry`` is a registry name (``docker.io``, ``ghcr.io``, ``localhost:5000``) or a
+    :class:`Reference`. ``credentials`` is a :class:`Credential`, a source of them
+    (:func:`alpenglow.distribution.auth.default_credentials`) or None (anonymous).
+    ``insecure`` names registries that may be spoken to over plain HTTP or unverified TLS.
+    ``transport``, ``sleep`` and ``rand`` replace the network stack, :func:`time.sleep`
+    and :func:`random.random` (tests).
+    """
+
+    def __init__(
+        self,
+        registry: str | Reference,
+        *,
+        credentials: Credential | CredentialSource | None = None,
+        insecure: Collection[str] = (),
+        retry: RetryPolicy | None = None,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+        max_connections: int = 16,
+        user_agent: str = "alpenglow",
+        sleep: Callable[[float], None] = time.sleep,
+        rand: Callable[[], float] | None = None,
+    ) -> None:
+        name = registry.registry if isinstance(registry, Reference) else registry
+        self.registry = normalize_registry(name)
+        self.host = DOCKER_HUB_API if self.registry == DOCKER_HUB else self.registry
+        self.insecure = is_insecure(self.registry, insecure)
+        listed = {normalize_registry(name) for name in insecure}
+        self._listed = self.registry in listed or host_of(self.registry) in listed
+        self.retry = retry or RetryPolicy()
+        self.timeout = timeout
+        self.auth = Authenticator(self.registry, credentials, insecure=self.insecure)
+        self._transport = transport
+        self._max_connections = max(1, max_connections)
+        self._user_agent = user_agent
+        self._sleep = sleep
+        if rand is None:
+            import random
+
+            rand = random.random
+        self._rand = rand
+        self._client: httpx.Client | None = None
+        self._base: str | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"RegistryClient({self.registry!r})"
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool (the client may be used again)."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _http(self) -> httpx.Client:
+        with self._lock:
+            if self._client is None:
+                import httpx
+
+                self._client = httpx.Client(
+                    transport=self._transport,
+                    timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 15.0)),
+                    headers={"User-Agent": self._user_agent},
+                    follow_redirects=False,
+                    verify=not self.insecure,
+                    limits=httpx.Limits(
+                        max_connections=self._max_connections,
+                        max_keepalive_connections=self._max_connections,
+                    ),
+                )
+            return self._client
+
+    def base_url(self) -> str:
+        """``https://HOST``, or ``http://HOST`` for a loopback registry; for a registry named
+        in ``insecure`` (a loopback one too) HTTPS is tried first and plain HTTP used when
+        the registry does not speak TLS (found out once)."""
+        if self._base is not None:
+            return self._base
+        if is_insecure_default(self.registry) and not self._listed:
+            base = f"http://{self.host}"
+        elif not self.insecure:
+            base = f"https://{self.host}"
+        else:
+            base = self._probe_scheme()
+        self._base = base
+        return base
+
+    def _probe_scheme(self) -> str:
+        import httpx
+
+        try:
+            self._http().get(f"https://{self.host}/v2/").close()
+        except httpx.ConnectError as exc:
+            text = str(exc).lower()
+            if "ssl" in text or "tls" in text or "wrong version" in text or "eof" in text:
+                return f"http://{self.host}"
+            if "refused" in text:
+                return f"http://{self.host}"
+            return f"https://{self.host}"
+        except (httpx.RemoteProtocolError, httpx.ReadError):
+            return f"http://{self.host}"
+        except httpx.TransportError:
+            return f"https://{self.host}"
+        return f"https://{self.host}"
+
+    def _url(self, path: str) -> str:
+        return f"{self.base_url()}{path}"
+
+    def _where(self, repository: str) -> str:
+        return f"{self.registry}/{repository}" if repository else self.registry
+
+    def _error(
+        self,
+        response: httpx.Response,
+        repository: str,
+        what: str,
+        *,
+        cls: type[RegistryError] = RegistryError,
+    ) -> RegistryError:
+        """A one-line error from a failed response (its body is read if needed)."""
+        status = response.status_code
+        codes: list[str] = []
+        details: list[str] = []
+        with contextlib.suppress(Exception):
+            body = response.read()[:65536]
+            obj = json.loads(body)
+            for item in obj.get("errors", [])[:5]:
+                code = str(item.get("code", "")).strip()
+                message = " ".join(str(item.get("message", "")).split())[:200]
+                if code:
+                    codes.append(code)
+                details.append(f"{code}: {message}" if code and message else code or message)
+        text = f"{self._where(repository)}: {what}: HTTP {status}"
+        if response.reason_phrase:
+            text += f" {response.reason_phrase}"
+        if details:
+            text += f" ({'; '.join(d for d in details if d)})"
+        hint = None
+        if status == 401:
+            hint = f"log in with `alpenglow login {self.registry}`, or check the credentials"
+        elif status == 403:
+            hint = "the credentials have no permission for this"
+        return cls(
+            text,
+            hint,
+            registry=self.registry,
+            repository=repository,
+            status=status,
+            codes=tuple(codes),
+        )
+
+    def _auth_send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Any = None,
+        headers: dict[str, str] | None = None,
+        data: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """A request to a token service: retried, redirects followed, body read."""
+
+        def attempt() -> httpx.Response:
+            import httpx
+
+            try:
+                response = self._http().request(
+                    method, url, params=params, headers=headers, data=data
+                )
+            except httpx.TransportError as exc:
+                raise _Retryable(f"token service: {_network_reason(exc)}") from None
+            if response.status_code in RETRY_STATUSES or response.status_code >= 500:
+                wait = retry_after_seconds(response.headers.get("Retry-After"))
+                raise _Retryable(f"token service: HTTP {response.status_code}", wait=wait)
+            return response
+
+        return self._with_retries(attempt, "", "authentication")
+
+    def _with_retries(self, attempt: Callable[[], T], repository: str, what: str) -> T:
+        tries = max(1, self.retry.attempts)
+        for number in range(1, tries + 1):
+            try:
+                return attempt()
+            except _Retryable as failure:
+                if number == tries:
+                    after = f" (after {number} attempts)" if number > 1 else ""
+                    raise RegistryError(
+                        f"{self._where(repository)}: {what}: {failure.reason}{after}",
+                        registry=self.registry,
+                        repository=repository,
+                        status=failure.status,
+                    ) from None
+                self._backoff(number, failure.wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _backoff(self, attempt: int, wait: float | None) -> None:
+        delay = self.retry.delay(attempt, self._rand())
+        if wait is not None:
+            delay = min(wait, self.retry.max_retry_after)
+        if delay > 0:
+            self._sleep(delay)
+
+    def _send_once(
+        self,
+        method: str,
+        url: str,
+        scopes: frozenset[Scope],
+        *,
+        headers: dict[str, str] | None = None,
+        content: bytes | Callable[[], Iterator[bytes]] | None = None,
+        stream: bool = False,
+        follow: bool = False,
+    ) -> httpx.Response:
+        """One request with authorization (answering one challenge) and, for reads,
+        redirects. Transport errors and retryable statuses raise :class:`_Retryable`; any
+        other response is returned (streaming when ``stream``; the caller closes it)."""
+        import httpx
+
+        client = self._http()
+        registry_host = urlsplit(self.base_url()).netloc
+        challenged = False
+        authorization = self.auth.authorization(scopes, self._auth_send)
+        current = url
+        redirects = 0
+        while True:
+            request_headers = dict(headers or {})
+            same_host = urlsplit(current).netloc == registry_host
+            if authorization and same_host:
+                request_headers["Authorization"] = authorization
+            body = content() if callable(content) else content
+            request = client.build_request(method, current, headers=request_headers, content=body)
+            try:
+                response = client.send(request, stream=True)
+            except httpx.TransportError as exc:
+                raise _Retryable(_network_reason(exc)) from None
+            status = response.status_code
+            if status == 401 and same_host and not challenged:
+                challenges = response.headers.get_list("WWW-Authenticate")
+                with contextlib.suppress(httpx.HTTPError):
+                    response.read()  # small; kept for the error message if we give up
+                response.close()
+                challenged = True
+                if self.auth.challenged(challenges, scopes, authorization, self._auth_send):
+                    authorization = self.auth.authorization(scopes, self._auth_send)
+                    continue
+                return response
+            if follow and status in (301, 302, 303, 307, 308) and "Location" in response.headers:
+                location = urljoin(current, response.headers["Location"])
+                response.close()
+                redirects += 1
+                if redirects > _MAX_REDIRECTS:
+                    raise RegistryError(
+                        f"{self.registry}: too many redirects for {method} {urlsplit(url).path}",
+                        registry=self.registry,
+                    )
+                current = location
+                if status == 303:
+                    method = "GET"
+                continue
+            if status in RETRY_STATUSES or status >= 500:
+                wait = retry_after_seconds(response.headers.get("Retry-After"))
+                reason = f"HTTP {status}"
+                if response.reason_phrase:
+                    reason += f" {response.reason_phrase}"
+                response.close()
+                raise _Retryable(reason, status, wait)
+            if not stream:
+                try:
+                    response.read()
+                except httpx.TransportError as exc:
+                    response.close()
+                    raise _Retryable(_network_reason(exc)) from None
+            return response
+
+    def _request(
+        self,
+        method: str,
+        path_or_url: str,
+        repository: str,
+        what: str,
+        scopes: frozenset[Scope],
+        *,
+        expect: Collection[int] = (200,),
+        headers: dict[str, str] | None = None,
+        content: bytes | Callable[[], Iterator[bytes]] | None = None,
+        follow: bool = False,
+    ) -> httpx.Response:
+        """A retried request whose body is read; a status outside ``expect`` raises."""
+        url = path_or_url if "://" in path_or_url else self._url(path_or_url)
+
+        def attempt() -> httpx.Response:
+            return self._send_once(
+                method, url, scopes, headers=headers, content=content, follow=follow
+            )
+
+        response = self._with_retries(attempt, repository, what)
+        if response.status_code not in expect:
+            raise self._error(response, repository, what)
+        return response
+
+    # -- API -------------------------------------------------------------------------------
+
+    def ping(self) -> None:
+        """Check that the registry speaks the ``/v2/`` API (and learn its challenge)."""
+        response = self._request("GET", "/v2/", "", "ping", frozenset(), expect=(200, 401))
+        version = response.headers.get("Docker-Distribution-API-Version", "")
+        if response.status_code == 200 and version and not version.startswith("registry/2."):
+            raise RegistryError(f"{self.registry}: not a v2 registry ({version})")
+
+    def blob_exists(self, repository: str, digest: str) -> int | None:
+        """The size of blob ``digest`` in ``repository``, or None if it is not there."""
+        response = self._request(
+            "HEAD",
+            f"/v2/{repository}/blobs/{digest}",
+            repository,
+            f"blob {digest}",
+            _pull(repository),
+            expect=(200, 404),
+            follow=True,
+        )
+        if response.status_code == 404:
+            return None
+        length = response.headers.get("Content-Length", "")
+        return int(length) if length.isdigit() else 0
+
+    @overload
+    def get_blob(
+        self,
+        repository: str,
+        digest: str,
+        sink: None = None,
+        *,
+        size: int | None = None,
+        progress: Progress | None = None,
+    ) -> bytes: ...
+
+    @overload
+    def get_blob(
+        self,
+        repository: str,
+        digest: str,
+        sink: Callable[[IO[bytes]], T],
+        *,
+        size: int | None = None,
+        progress: Progress | None = None,
+    ) -> T: ...
+
+    def get_blob(
+        self,
+        repository: str,
+        digest: str,
+        sink: Callable[[IO[bytes]], T] | None = None,
+        *,
+        size: int | None = None,
+        progress: Progress | None = None,
+    ) -> bytes | T:
+        """Download blob ``digest`` and check its digest (and ``size`` when given) before
+        anything is handed on: without ``sink`` the bytes are returned; with one, the blob
+        goes to a temporary file that ``sink`` is called with (positioned at 0) only once
+        it is verified, and its result is returned. A dropped connection resumes with a
+        ``Range`` request when the server allows it.
+
+        Raises :class:`DigestMismatch` (nothing handed on) or :class:`RegistryError`."""
+        algorithm = _digest_algorithm(digest)
+        what = f"blob {digest}"
+        scopes = _pull(repository)
+        url = self._url(f"/v2/{repository}/blobs/{digest}")
+        file: IO[bytes] = (
+            io.BytesIO() if sink is None else tempfile.TemporaryFile(prefix="alpenglow-blob-")  # noqa: SIM115
+        )
+        with file:
+            spool = _Spool(algorithm, file)
+
+            def attempt() -> None:
+                self._download(url, scopes, spool, size, repository, digest, progress)
+
+            self._with_retries(attempt, repository, what)
+            actual = f"{algorithm}:{spool.hasher.hexdigest()}"
+            if size is not None and spool.received != size:
+                raise DigestMismatch(
+                    f"{self._where(repository)}: blob {digest}: received {spool.received} "
+                    f"bytes, expected {size}; nothing was stored",
+                    registry=self.registry,
+                    repository=repository,
+                )
+            if actual != digest:
+                raise DigestMismatch(
+                    f"{self._where(repository)}: blob {digest}: the received bytes hash to "
+                    f"{actual}; nothing was stored",
+                    registry=self.registry,
+                    repository=repository,
+                )
+            if sink is None:
+                assert isinstance(file, io.BytesIO)
+                return file.getvalue()
+            file.seek(0)
+            return sink(file)
+
+    def _download(
+        self,
+        url: str,
+        scopes: frozenset[Scope],
+        spool: _Spool,
+        size: int | None,
+        repository: str,
+        digest: str,
+        progress: Progress | None,
+    ) -> None:
+        import httpx
+
+        headers = {"Accept-Encoding": "identity"}
+        if spool.received:
+            headers["Range"] = f"bytes={spool.received}-"
+        response = self._send_once("GET", url, scopes, headers=headers, stream=True, follow=True)
+        try:
+            status = response.status_code
+            resumed = False
+            if status == 206 and spool.received:
+                content_range = response.headers.get("Content-Range", "")
+                resumed = content_range.startswith(f"bytes {spool.received}-")
+            elif status != 200:
+                raise self._error(response, repository, f"blob {digest}")
+            if not resumed:
+                spool.reset()
+                if progress is not None:
+                    progress(0)
+            first = spool.received
+            try:
+                for chunk in response.iter_bytes(_READ_CHUNK):
+                    spool.write(chunk)
+                    if size is not None and spool.received > size:
+                        raise DigestMismatch(
+                            f"{self._where(repository)}: blob {digest}: more than the {size} "
+                            "bytes expected; nothing was stored",
+                            registry=self.registry,
+                            repository=repository,
+                        )
+                    if progress is not None:
+                        progress(spool.received)
+            except httpx.TransportError as exc:
+                raise _Retryable(_network_reason(exc)) from None
+            length = response.headers.get("Content-Length", "")
+            encoded = response.headers.get("Content-Encoding", "identity") != "identity"
+            if length.isdigit() and not encoded and spool.received - first != int(length):
+                raise _Retryable(
+                    f"connection broken after {spool.received - first} of {length} bytes"
+                )
+        finally:
+            response.close()
+
+    def get_manifest(
+        self, repository: str, ref: str, accept: Collection[str] = MANIFEST_ACCEPT
+    ) -> RawManifest:
+        """The manifest or index at ``ref`` (a tag or a digest), checked against the digest
+        when ``ref`` is one, else against the registry's ``Docker-Content-Digest``."""
+        what = f"manifest {ref}"
+        response = self._request(
+            "GET",
+            f"/v2/{repository}/manifests/{ref}",
+            repository,
+            what,
+            _pull(repository),
+            headers={"Accept": ", ".join(accept)},
+        )
+        data = response.content
+        if len(data) > MAX_MANIFEST_SIZE:
+            raise RegistryError(
+                f"{self._where(repository)}: {what}: larger than {MAX_MANIFEST_SIZE} bytes",
+                registry=self.registry,
+                repository=repository,
+            )
+        expected = ref if ":" in ref else response.headers.get("Docker-Content-Digest", "")
+        digest = self._check_manifest_digest(data, expected, repository, what)
+        media_type = self._media_type(response.headers.get("Content-Type", ""), data)
+        return RawManifest(data, media_type, digest)
+
+    def _check_manifest_digest(self, data: bytes, expected: str, repository: str, what: str) -> str:
+        algorithm = expected.partition(":")[0] if expected else "sha256"
+        if algorithm not in _DIGEST_ALGORITHMS:
+            algorithm = "sha256"
+        actual = f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+        if expected and actual != expected:
+            raise DigestMismatch(
+                f"{self._where(repository)}: {what}: the received manifest hashes to "
+                f"{actual}, not {expected}",
+                registry=self.registry,
+                repository=repository,
+            )
+        return actual
+
+    @staticmethod
+    def _media_type(content_type: str, data: bytes) -> str:
+        media_type = content_type.partition(";")[0].strip()
+        if media_type in MANIFEST_TYPES or media_type in INDEX_TYPES:
+            return media_type
+        with contextlib.suppress(ValueError, AttributeError):
+            obj = json.loads(data)
+            declared = obj.get("mediaType")
+            if isinstance(declared, str) and declared:
+                return declared
+            if "manifests" in obj:
+                return OCI_INDEX
+            if "config" in obj:
+                return OCI_MANIFEST
+        return media_type
+
+    def head_manifest(
+        self, repository: str, ref: str, accept: Collection[str] = MANIFEST_ACCEPT
+    ) -> Descriptor | None:
+        """The descriptor of the manifest at ``ref`` without its body (None when there is
+        none); the digest is the registry's ``Docker-Content-Digest`` (or ``ref`` itself).
+        When the registry sends no digest the manifest is fetched."""
+        response = self._request(
+            "HEAD",
+            f"/v2/{repository}/manifests/{ref}",
+            repository,
+            f"manifest {ref}",
+            _pull(repository),
+            headers={"Accept": ", ".join(accept)},
+            expect=(200, 404),
+        )
+        if response.status_code == 404:
+            return None
+        digest = response.headers.get("Docker-Content-Digest", "")
+        length = response.headers.get("Content-Length", "")
+        media_type = response.headers.get("Content-Type", "").partition(";")[0].strip()
+        if not digest or not length.isdigit() or not media_type:
+            return self.get_manifest(repository, ref, accept).descriptor
+        return Descriptor(media_type, digest, int(length))
+
+    def put_manifest(self, repository: str, ref: str, data: bytes, media_type: str) -> str:
+        """Store a manifest or index under ``ref`` (a tag or its digest); returns its
+        digest (checked against the registry's ``Docker-Content-Digest``)."""
+        what = f"manifest {ref}"
+        digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
+        if ":" in ref and ref != digest:
+            self._check_manifest_digest(data, ref, repository, what)
+            digest = ref
+        response = self._request(
+            "PUT",
+            f"/v2/{repository}/manifests/{ref}",
+            repository,
+            what,
+            _push(repository),
+            expect=(200, 201, 202, 204),
+            headers={"Content-Type": media_type},
+            content=data,
+        )
+        answered = response.headers.get("Docker-Content-Digest", "")
+        same_algorithm = answered.partition(":")[0] == digest.partition(":")[0]
+        if answered and same_algorithm and answered != digest:
+            raise DigestMismatch(
+                f"{self._where(repository)}: {what}: the registry stored it as "
+                f"{answered}, not {digest}",
+                registry=self.registry,
+                repository=repository,
+            )
+        return digest
+
+    def delete_manifest(self, repository: str, ref: str) -> None:
+        """Delete the manifest at ``ref`` (registries usually want a digest)."""
+        self._delete(f"/v2/{repository}/manifests/{ref}", repository, f"delete manifest {ref}")
+
+    def delete_blob(self, repository: str, digest: str) -> None:
+        """Delete blob ``digest`` from ``repository``."""
+        self._delete(f"/v2/{repository}/blobs/{digest}", repository, f"delete blob {digest}")
+
+    def _delete(self, path: str, repository: str, what: str) -> None:
+        scopes = Scope.repository(repository, "pull", "push", "delete")
+        try:
+            self._request("DELETE", path, repository, what, scopes, expect=(200, 202, 204))
+        except RegistryError as exc:
+            if exc.status == 405 or "UNSUPPORTED" in exc.codes:
+                raise RegistryError(
+                    f"{exc.message} - this registry does not allow deleting",
+                    hint="deletion must be enabled on the registry (storage.delete.enabled)",
+                    registry=exc.registry,
+                    repository=exc.repository,
+                    status=exc.status,
+                    codes=exc.codes,
+                ) from None
+            raise
+
+    def list_tags(self, repository: str, *, page_size: int | None = None) -> list[str]:
+        """Every tag of ``repository``, following ``Link: <...>; rel="next"`` pages
+        (``n=page_size`` per page when given)."""
+        path = f"/v2/{repository}/tags/list"
+        url = self._url(path)
+        if page_size is not None:
+            url = _with_query(url, n=str(page_size))
+        tags: list[str] = []
+        seen: set[str] = set()
+        for _ in range(_MAX_TAG_PAGES):
+            seen.add(url)
+            response = self._request("GET", url, repository, "list tags", _pull(repository))
+            try:
+                obj = json.loads(response.content)
+                page = obj.get("tags") or []
+                if not isinstance(page, list) or not all(isinstance(t, str) for t in page):
+                    raise ValueError
+            except (ValueError, AttributeError):
+                raise RegistryError(
+                    f"{self._where(repository)}: list tags: the answer is not a tag list",
+                    registry=self.registry,
+                    repository=repository,
+                ) from None
+            tags.extend(page)
+            following = _next_link(response.headers.get_list("Link"))
+            if not following:
+                return tags
+            url = urljoin(url, following)
+            if url in seen:
+                return tags
+        return tags
+
+    # -- uploads ---------------------------------------------------------------------------
+
+    def mount_blob(self, repository: str, digest: str, from_repository: str) -> bool:
+        """Ask the registry to link blob ``digest`` from ``from_repository`` into
+        ``repository``: True when it did (``201``); False when it opened an upload
+        instead (``202``), which is cancelled."""
+        location = self._start_upload(repository, digest, from_repository)
+        if location is None:
+            return True
+        with contextlib.suppress(RegistryError):
+            self._request(
+                "DELETE",
+                location,
+                repository,
+                "cancel upload",
+                _push(repository),
+                expect=(200, 202, 204, 404),
+            )
+        return False
+
+    def _start_upload(
+        self, repository: str, digest: str, from_repository: str | None = None
+    ) -> str | None:
+        """Open an upload session (or mount): its absolute URL, None when mounted."""
+        scopes = _push(repository)
+        path = f"/v2/{repository}/blobs/uploads/"
+        what = "start upload"
+        if from_repository and from_repository != repository:
+            path += "?" + urlencode({"mount": digest, "from": from_repository})
+            scopes = scopes | _pull(from_repository)
+            what = f"mount blob {digest} from {from_repository}"
+        response = self._request(
+            "POST", path, repository, what, scopes, expect=(201, 202), content=b""
+        )
+        if response.status_code == 201:
+            return None
+        return self._location(response, repository, what)
+
+    def _location(self, response: httpx.Response, repository: str, what: str) -> str:
+        location: str = response.headers.get("Location", "")
+        if not location:
+            raise RegistryError(
+                f"{self._where(repository)}: {what}: the registry sent no upload location",
+                registry=self.registry,
+                repository=repository,
+                status=response.status_code,
+            )
+        return str(urljoin(str(response.request.url), location))
+
+    def upload_blob(
+        self,
+        repository: str,
+        data: bytes | IO[bytes],
+        digest: str,
+        size: int | None = None,
+        *,
+        chunk_size: int | None = None,
+        mount_from: str | None = None,
+        progress: Progress | None = None,
+    ) -> str:
+        """Upload a blob: ``data`` is bytes or a seekable binary file (read from its
+        start) of ``size`` bytes. With ``chunk_size`` the blob goes in ``PATCH`` chunks of
+        that size, resumed where the registry says it stopped; without, in one ``PUT``.
+        With ``mount_from`` a cross-repository mount is tried first.
+
+        Returns ``"mounted"`` or ``"uploaded"``. The registry checks the digest."""
+        _digest_algorithm(digest)
+        if size is None:
+            if isinstance(data, bytes | bytearray | memoryview):
+                size = len(data)
+            else:
+                size = data.seek(0, io.SEEK_END)
+        source = _Source(data, size)
+        tries = max(1, self.retry.attempts)
+        last: _SessionLost | None = None
+        for number in range(1, tries + 1):
+            location = self._start_upload(repository, digest, mount_from)
+            if location is None:
+                if progress is not None:
+                    progress(size)
+                return "mounted"
+            mount_from = None  # a refused mount is not asked again
+            try:
+                if chunk_size is None or chunk_size <= 0 or size <= chunk_size:
+                    self._put_whole(repository, location, source, digest, progress)
+                else:
+                    self._put_chunks(repository, location, source, digest, chunk_size, progress)
+                return "uploaded"
+            except _SessionLost as lost:
+                last = lost
+                if number < tries:
+                    self._backoff(number, None)
+        assert last is not None
+        after = f" (after {tries} attempts)" if tries > 1 else ""
+        raise RegistryError(
+            f"{self._where(repository)}: upload blob {digest}: {last.reason}{after}",
+            registry=self.registry,
+            repository=repository,
+            status=last.status,
+        )
+
+    def _put_whole(
+        self,
+        repository: str,
+        location: str,
+        source: _Source,
+        digest: str,
+        progress: Progress | None,
+    ) -> None:
+        url = _with_query(location, digest=digest)
+        headers = {"Content-Type": _OCTET, "Content-Length": str(source.size)}
+        response = self._upload_send(
+            repository,
+            "PUT",
+            url,
+            headers,
+            lambda: source.chunks(0, source.size, progress),
+            f"upload blob {digest}",
+        )
+        if response.status_code not in (201, 204):
+            self._fail_upload(response, repository, f"upload blob {digest}")
+
+    def _upload_send(
+        self,
+        repository: str,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        content: Callable[[], Iterator[bytes]] | None,
+        what: str,
+    ) -> httpx.Response:
+        """One upload request; a network failure or retryable status loses the session's
+        certainty, which the caller handles (ask the status, or start over)."""
+        try:
+            return self._send_once(method, url, _push(repository), headers=headers, content=content)
+        except _Retryable as failure:
+            raise _SessionLost(f"{what}: {failure.reason}", failure.status) from None
+
+    def _fail_upload(self, response: httpx.Response, repository: str, what: str) -> None:
+        error = self._error(response, repository, what)
+        if response.status_code == 404 or {
+            "BLOB_UPLOAD_UNKNOWN",
+            "BLOB_UPLOAD_INVALID",
+            "DIGEST_INVALID",
+        } & set(error.codes):
+            raise _SessionLost(error.message.partition(": ")[2], response.status_code)
+        raise error
+
+    def _put_chunks(
+        self,
+        repository: str,
+        location: str,
+        source: _Source,
+        digest: str,
+        chunk_size: int,
+        progress: Progress | None,
+    ) -> None:
+        what = f"upload blob {digest}"
+        offset = 0
+        stalls = 0
+        while offset < source.size:
+            end = min(offset + chunk_size, source.size)
+            headers = {
+                "Content-Type": _OCTET,
+                "Content-Length": str(end - offset),
+                "Content-Range": f"{offset}-{end - 1}",
+            }
+            start = offset
+            try:
+                response = self._upload_send(
+                    repository,
+                    "PATCH",
+                    location,
+                    headers,
+                    functools.partial(source.chunks, start, end, progress),
+                    what,
+                )
+            except _SessionLost as lost:
+                stalls += 1
+                if stalls > max(1, self.retry.attempts):
+                    raise
+                self._backoff(stalls, None)
+                location, offset = self._upload_status(repository, location, what, lost)
+                continue
+            if response.status_code == 416:
+                stalls += 1
+                if stalls > max(1, self.retry.attempts):
+                    raise _SessionLost(f"{what}: the registry keeps refusing the chunk range")
+                location, offset = self._upload_status(repository, location, what, None)
+                continue
+            if response.status_code != 202:
+                self._fail_upload(response, repository, what)
+            location = self._location(response, repository, what)
+            confirmed = _range_end(response.headers.get("Range", ""))
+            offset = end if confirmed is None else confirmed
+            if offset > end or offset < start:
+                offset = end
+            if offset > start:
+                stalls = 0
+        if progress is not None:
+            progress(source.size)
+        response = self._upload_send(
+            repository,
+            "PUT",
+            _with_query(location, digest=digest),
+            {"Content-Length": "0", "Content-Type": _OCTET},
+            None,
+            what,
+        )
+        if response.status_code not in (201, 204):
+            self._fail_upload(response, repository, what)
+
+    def _upload_status(
+        self, repository: str, location: str, what: str, cause: _SessionLost | None
+    ) -> tuple[str, int]:
+        """How much of an upload arrived (``GET`` its URL -> ``Range: 0-LAST``): the URL to
+        go on with and the next offset. A lost session raises :class:`_SessionLost`."""
+        try:
+            response = self._send_once("GET", location, _push(repository))
+        except _Retryable as failure:
+            raise _SessionLost(f"{what}: {failure.reason}", failure.status) from None
+        if response.status_code not in (200, 204):
+            if response.status_code in (400, 404):
+                reason = cause.reason if cause else f"{what}: upload session lost"
+                raise _SessionLost(reason, response.status_code)
+            raise self._error(response, repository, what)
+        offset = _range_end(response.headers.get("Range", "")) or 0
+        next_location = response.headers.get("Location")
+        if next_location:
+            location = urljoin(location, next_location)
+        return location, offset
+
+
+class _Spool:
+    """Where a download goes while it is hashed: a file (or memory), the running hash and
+    the byte count."""
+
+    def __init__(self, algorithm: str, file: IO[bytes]) -> None:
+        self.algorithm = algorithm
+        self.file = file
+        self.hasher = hashlib.new(algorithm)
+        self.received = 0
+
+    def reset(self) -> None:
+        self.file.seek(0)
+        self.file.truncate()
+        self.hasher = hashlib.new(self.algorithm)
+        self.received = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.hasher.update(chunk)
+        self.file.write(chunk)
+        self.received += len(chunk)
+
+
+class _Source:
+    """Bytes or a seekable file, read in slices (thread-confined to one upload)."""
+
+    def __init__(self, data: bytes | IO[bytes], size: int) -> None:
+        self._data = data
+        self.size = size
+
+    def chunks(self, start: int, end: int, progress: Progress | None) -> Iterator[bytes]:
+        if progress is not None:
+            progress(start)
+        position = start
+        data = self._data
+        if isinstance(data, bytes | bytearray | memoryview):
+            view = memoryview(data)
+            while position < end:
+                step = min(_READ_CHUNK, end - position)
+                yield bytes(view[position : position + step])
+                position += step
+                if progress is not None:
+                    progress(position)
+            return
+        data.seek(start)
+        while position < end:
+            piece = data.read(min(_READ_CHUNK, end - position))
+            if not piece:
+                raise RegistryError(f"blob source ended after {position} of {self.size} bytes")
+            yield piece
+            position += len(piece)
+            if progress is not None:
+                progress(position)
+
+
+def _range_end(value: str) -> int | None:
+    """The next offset from a ``Range: 0-LAST`` (or ``bytes=0-LAST``) header; ``0-0`` is
+    taken as nothing received (the distribution registry sends it for 0 and 1 byte)."""
+    text = value.strip().removeprefix("bytes=")
+    first, sep, last = text.partition("-")
+    if not sep or not first.isdigit() or not last.isdigit():
+        return None
+    end = int(last)
+    return 0 if end == 0 else end + 1
+
+
+def _next_link(values: list[str]) -> str:
+    """The target of a ``Link: <URL>; rel="next"`` header, or ""."""
+    for value in values:
+        for part in value.split(","):
+            target, _, params = part.partition(";")
+            target = target.strip()
+            if not (target.startswith("<") and target.endswith(">")):
+                continue
+            for param in params.split(";"):
+                name, _, rel = param.strip().partition("=")
+                if name.strip().lower() == "rel" and "next" in rel.strip('" ').split():
+                    return target[1:-1]
+    return ""
