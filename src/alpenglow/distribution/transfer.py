@@ -1,0 +1,446 @@
+"""Pushing an :class:`ImageBundle` to a registry and pulling one back. [edge]
+
+:func:`push` uploads what the registry lacks (each blob is checked first; with
+``mount_from`` a blob is mounted from another repository of the same registry instead of
+uploaded), then the manifests bottom-up: every child manifest by digest before the index
+that lists it, and the root last, under the tag. So a tag never points at something
+incomplete, and a re-run uploads nothing.
+
+:func:`pull` reads the root manifest or index, the manifests it lists (all platforms, or the
+one asked for, which then becomes the root), and every config and layer, in parallel; each
+blob is verified against its digest and size before it is kept (in memory, or streamed into
+an OCI layout).
+
+Progress goes to a :class:`Progress` (per blob: started, advanced, finished); the library
+never prints. Implementations must be thread-safe.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from typing import IO, Protocol, TypeVar
+
+from alpenglow.distribution.client import RawManifest, RegistryClient
+from alpenglow.distribution.reference import Reference
+from alpenglow.errors import AlpenglowError, DigestMismatch, FormatError, ImageNotFound
+from alpenglow.oci.image import (
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    OPTIONAL_LAYER_TYPES,
+    Descriptor,
+    ImageBundle,
+    Platform,
+    parse_config,
+    parse_index,
+    parse_manifest,
+)
+from alpenglow.oci.layout import Layout, LayoutBlobs
+from alpenglow.oci.platform import matches
+
+__all__ = [
+    "NullProgress",
+    "Progress",
+    "pull",
+    "push",
+]
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+T = TypeVar("T")
+
+
+class Progress(Protocol):
+    """Per-blob transfer hooks (called from worker threads).
+
+    ``advanced`` gets the bytes done so far (it may go down when a transfer restarts);
+    ``finished`` gets the outcome: ``uploaded``, ``mounted``, ``exists``, ``downloaded``,
+    ``cached`` (already in the target layout) or ``failed``.
+    """
+
+    def started(self, digest: str, total: int) -> None: ...
+
+    def advanced(self, digest: str, done: int) -> None: ...
+
+    def finished(self, digest: str, outcome: str) -> None: ...
+
+
+class NullProgress:
+    """Reports nothing."""
+
+    def started(self, digest: str, total: int) -> None:
+        pass
+
+    def advanced(self, digest: str, done: int) -> None:
+        pass
+
+    def finished(self, digest: str, outcome: str) -> None:
+        pass
+
+
+def _run_parallel(tasks: Sequence[Callable[[], T]], jobs: int) -> list[T]:
+    """Run ``tasks`` on at most ``jobs`` threads; results in order. The first failure is
+    raised once the running tasks are done; tasks not yet started are cancelled."""
+    if len(tasks) <= 1 or jobs <= 1:
+        return [task() for task in tasks]
+    with ThreadPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
+        futures: list[Future[T]] = [pool.submit(task) for task in tasks]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        for future in futures:
+            if future.done() and not future.cancelled() and future.exception() is not None:
+                for other in futures:
+                    other.cancel()
+                wait(futures)
+                error = future.exception()
+                assert error is not None
+                raise error
+        return [future.result() for future in futures]
+
+
+# --------------------------------------------------------------------------------------------
+# push
+
+
+def _plan(bundle: ImageBundle) -> tuple[list[Descriptor], list[Descriptor]]:
+    """The leaf blobs (configs and layers) to upload, and the manifests and indexes in
+    the order to put them (children before parents, the root last)."""
+    blobs: dict[str, Descriptor] = {}
+    documents: list[Descriptor] = []
+    seen: set[str] = set()
+
+    def visit(desc: Descriptor) -> None:
+        if desc.digest in seen:
+            return
+        seen.add(desc.digest)
+        if desc.media_type in INDEX_TYPES:
+            for child in bundle.index(desc).manifests:
+                visit(child)
+            documents.append(desc)
+        elif desc.media_type in MANIFEST_TYPES:
+            manifest = bundle.manifest(desc)
+            for leaf in (manifest.config, *manifest.layers):
+                if leaf.media_type in OPTIONAL_LAYER_TYPES and leaf.digest not in bundle.blobs:
+                    continue
+                blobs.setdefault(leaf.digest, leaf)
+            documents.append(desc)
+        else:
+            blobs.setdefault(desc.digest, desc)
+
+    visit(bundle.root)
+    return list(blobs.values()), documents
+
+
+def _push_blob(
+    client: RegistryClient,
+    repository: str,
+    bundle: ImageBundle,
+    desc: Descriptor,
+    progress: Progress,
+    mount_from: str | None,
+    chunk_size: int | None,
+) -> str:
+    digest = desc.digest
+    progress.started(digest, desc.size)
+    try:
+        if client.blob_exists(repository, digest) is not None:
+            progress.advanced(digest, desc.size)
+            progress.finished(digest, "exists")
+            return "exists"
+        data = bundle.blob(digest)
+        if len(data) != desc.size:
+            raise FormatError(
+                f"{bundle.source}: blob {digest} has {len(data)} bytes, its descriptor says "
+                f"{desc.size}"
+            )
+        outcome = client.upload_blob(
+            repository,
+            data,
+            digest,
+            desc.size,
+            chunk_size=chunk_size,
+            mount_from=mount_from,
+            progress=functools.partial(progress.advanced, digest),
+        )
+    except BaseException:
+        progress.finished(digest, "failed")
+        raise
+    progress.finished(digest, outcome)
+    return outcome
+
+
+def _push_documents(
+    client: RegistryClient, repository: str, bundle: ImageBundle, documents: Sequence[Descriptor]
+) -> None:
+    for desc in documents:
+        data = bundle.blob(desc.digest)
+        if len(data) != desc.size:
+            raise FormatError(
+                f"{bundle.source}: {desc.digest} has {len(data)} bytes, its descriptor says "
+                f"{desc.size}"
+            )
+        client.put_manifest(repository, desc.digest, data, desc.media_type)
+
+
+def push(
+    bundle: ImageBundle,
+    ref: Reference,
+    client: RegistryClient,
+    *,
+    jobs: int = 4,
+    progress: Progress | None = None,
+    referrers: Sequence[ImageBundle] = (),
+    mount_from: str | None = None,
+    chunk_size: int | None = None,
+) -> Descriptor:
+    """Push ``bundle`` to ``ref`` (its tag; or only by digest when ``ref`` has none) and
+    return the root descriptor as pushed.
+
+    Blobs go up ``jobs`` at a time, each skipped when the registry has it, mounted from
+    ``mount_from`` (a repository of the same registry) when given, else uploaded (in
+    ``chunk_size`` pieces when given). Manifests follow, children first; the root is put
+    under the tag last. ``referrers`` (artifacts whose ``subject`` is one of the image's
+    manifests, such as SBOMs) are pushed by digest after the image.
+
+    If ``ref`` carries a digest, the bundle's root must have it."""
+    if ref.digest and ref.digest != bundle.root.digest:
+        raise AlpenglowError(
+            f"{ref}: the image's digest is {bundle.root.digest}, not {ref.digest}",
+            hint="push by tag, or name the image's own digest",
+        )
+    repository = ref.repository
+    reporter: Progress = progress or NullProgress()
+    for artifact in (bundle, *referrers):
+        blobs, documents = _plan(artifact)
+        tasks = [
+            functools.partial(
+                _push_blob,
+                client,
+                repository,
+                artifact,
+                desc,
+                reporter,
+                mount_from,
+                chunk_size,
+            )
+            for desc in blobs
+        ]
+        _run_parallel(tasks, jobs)
+        root = artifact.root
+        children = [d for d in documents if d.digest != root.digest]
+        _push_documents(client, repository, artifact, children)
+        if artifact is bundle:
+            target = ref.tag or root.digest
+            data = bundle.blob(root.digest)
+            client.put_manifest(repository, target, data, root.media_type)
+        else:
+            _push_documents(client, repository, artifact, [root])
+    return bundle.root
+
+
+# --------------------------------------------------------------------------------------------
+# pull
+
+
+def _fetch_document(
+    client: RegistryClient, repository: str, desc: Descriptor, source: str
+) -> RawManifest:
+    raw = client.get_manifest(repository, desc.digest)
+    if len(raw.data) != desc.size:
+        raise DigestMismatch(
+            f"{source}: manifest {desc.digest} has {len(raw.data)} bytes, its descriptor "
+            f"says {desc.size}",
+            registry=client.registry,
+            repository=repository,
+        )
+    return raw
+
+
+def _select(children: Sequence[Descriptor], platform: Platform) -> Descriptor | None:
+    for child in children:
+        if child.platform is not None and matches(platform, child.platform):
+            return child
+    return None
+
+
+def _pull_blob(
+    client: RegistryClient,
+    repository: str,
+    desc: Descriptor,
+    progress: Progress,
+    layout: Layout | None,
+) -> bytes | None:
+    digest = desc.digest
+    progress.started(digest, desc.size)
+    try:
+        if layout is not None:
+            if _present(layout, desc):
+                progress.advanced(digest, desc.size)
+                progress.finished(digest, "cached")
+                return None
+            client.get_blob(
+                repository,
+                digest,
+                functools.partial(_store_stream, layout, digest),
+                size=desc.size,
+                progress=functools.partial(progress.advanced, digest),
+            )
+            data = None
+        else:
+            data = client.get_blob(
+                repository,
+                digest,
+                size=desc.size,
+                progress=functools.partial(progress.advanced, digest),
+            )
+    except BaseException:
+        progress.finished(digest, "failed")
+        raise
+    progress.finished(digest, "downloaded")
+    return data
+
+
+def _present(layout: Layout, desc: Descriptor) -> bool:
+    try:
+        return layout.blob_path(desc.digest).stat().st_size == desc.size
+    except OSError:
+        return False
+
+
+def _store_stream(layout: Layout, digest: str, fh: IO[bytes]) -> int:
+    return layout.put_blob_stream(iter(functools.partial(fh.read, 1 << 20), b""), digest)
+
+
+def pull(
+    ref: Reference,
+    client: RegistryClient,
+    *,
+    platform: Platform | None = None,
+    progress: Progress | None = None,
+    jobs: int = 4,
+    layout: Layout | None = None,
+) -> ImageBundle:
+    """Pull the image at ``ref`` (its digest if it has one, else its tag).
+
+    With ``platform`` only the matching image of an index is pulled and becomes the
+    bundle's root (carrying its platform); a single-image ``ref`` must match it. Without,
+    every manifest the index lists is pulled. Every byte is verified before it is kept.
+
+    The blobs are held in memory, or with ``layout`` streamed into that OCI layout as they
+    are verified (blobs it already has are not downloaded); the bundle then reads them from
+    there. Nothing is named in the layout's ``index.json``."""
+    repository = ref.repository
+    source = str(ref)
+    reporter: Progress = progress or NullProgress()
+    top = client.get_manifest(repository, ref.ref)
+    root = top.descriptor
+    documents: dict[str, bytes] = {root.digest: top.data}
+    manifests: list[Descriptor] = []
+    if root.media_type in INDEX_TYPES:
+        chosen = _walk_index(client, repository, root, top.data, platform, documents, source, jobs)
+        if platform is not None:
+            root = chosen[0]
+        manifests = chosen
+    elif root.media_type in MANIFEST_TYPES:
+        manifests = [root]
+    else:
+        raise FormatError(f"{source}: unexpected media type {root.media_type!r} for a manifest")
+    leaves: dict[str, Descriptor] = {}
+    configs: dict[str, Descriptor] = {}
+    for desc in manifests:
+        manifest = parse_manifest(documents[desc.digest], f"{source}: manifest {desc.digest}")
+        configs.setdefault(desc.digest, manifest.config)
+        for leaf in (manifest.config, *manifest.layers):
+            if leaf.media_type in OPTIONAL_LAYER_TYPES:
+                continue
+            leaves.setdefault(leaf.digest, leaf)
+    if platform is not None and root.media_type in MANIFEST_TYPES and root.platform is None:
+        config_desc = configs[root.digest]
+        config = client.get_blob(repository, config_desc.digest, size=config_desc.size)
+        have = parse_config(config, f"{source}: config").platform
+        if not matches(platform, have):
+            raise ImageNotFound(f"{source}: the image is for {have}, not {platform}")
+        root = root.with_platform(have)
+    tasks = [
+        functools.partial(_pull_blob, client, repository, desc, reporter, layout)
+        for desc in leaves.values()
+    ]
+    results = _run_parallel(tasks, jobs)
+    if layout is not None:
+        for digest, document in documents.items():
+            layout.put_blob(document, digest)
+        keep = [d for d in (root, *manifests) if d.digest in documents]
+        digests = {d.digest for d in keep} | set(leaves)
+        if root.media_type in INDEX_TYPES:
+            digests |= set(documents)
+        return ImageBundle(root, LayoutBlobs(layout, digests), source)
+    blobs: dict[str, bytes] = {}
+    for desc, result in zip(leaves.values(), results, strict=True):
+        assert result is not None
+        blobs[desc.digest] = result
+    if root.media_type in INDEX_TYPES:
+        blobs.update(documents)
+    else:
+        for desc in manifests:
+            blobs[desc.digest] = documents[desc.digest]
+    return ImageBundle(root, blobs, source)
+
+
+def _walk_index(
+    client: RegistryClient,
+    repository: str,
+    root: Descriptor,
+    data: bytes,
+    platform: Platform | None,
+    documents: dict[str, bytes],
+    source: str,
+    jobs: int,
+) -> list[Descriptor]:
+    """The image manifests under the index ``root`` (all, or the one for ``platform``),
+    fetching every document on the way into ``documents``."""
+    found: list[Descriptor] = []
+    pending: list[tuple[Descriptor, bytes]] = [(root, data)]
+    while pending:
+        desc, raw = pending.pop(0)
+        children = list(parse_index(raw, f"{source}: index {desc.digest}").manifests)
+        if platform is not None:
+            pick = _select([c for c in children if c.media_type in MANIFEST_TYPES], platform)
+            nested = [c for c in children if c.media_type in INDEX_TYPES]
+            children = ([pick] if pick is not None else []) + nested
+        wanted = [c for c in children if c.digest not in documents]
+        fetched = _run_parallel(
+            [
+                functools.partial(_fetch_document, client, repository, child, source)
+                for child in wanted
+            ],
+            jobs,
+        )
+        for child, doc in zip(wanted, fetched, strict=True):
+            documents[child.digest] = doc.data
+            if child.media_type in INDEX_TYPES:
+                pending.append((child, doc.data))
+            elif child.media_type in MANIFEST_TYPES:
+                found.append(child)
+        if platform is not None and found:
+            return found[:1]
+    if platform is not None:
+        available = _platforms(documents, root)
+        raise ImageNotFound(
+            f"{source}: no image for {platform}"
+            + (f" (it has {', '.join(available)})" if available else "")
+        )
+    return found
+
+
+def _platforms(documents: Mapping[str, bytes], root: Descriptor) -> list[str]:
+    out: list[str] = []
+    try:
+        for child in parse_index(documents[root.digest]).manifests:
+            if child.platform is not None and child.platform.os != "unknown":
+                out.append(str(child.platform))
+    except (FormatError, KeyError):
+        return out
+    return out
