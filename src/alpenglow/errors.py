@@ -16,6 +16,9 @@
     ├── ImageNotFound           no image of that name, tag, digest or id
     ├── RegistryError           a registry refused or failed a request (status, codes)
     │   └── DigestMismatch      bytes from a registry do not match their digest
+    ├── ContainerNotFound       no container of that id, id prefix or name
+    ├── ContainerError          a container could not be run (runtime, mount, command, user);
+    │                           ``exit_status`` is what ``run`` exits with (125, 126, 127)
     └── Unsatisfiable           the solver found no answer
 
 The library raises these; only the CLI turns them into one line and an exit status.
@@ -27,6 +30,8 @@ __all__ = [
     "AlpenglowError",
     "ArchiveError",
     "CommitError",
+    "ContainerError",
+    "ContainerNotFound",
     "DatabaseError",
     "DigestMismatch",
     "FormatError",
@@ -156,6 +161,20 @@ class RegistryError(AlpenglowError):
 class DigestMismatch(RegistryError):
     """Content received from a registry does not hash to (or is not the size of) the digest
     it was asked for; nothing of it was kept."""
+
+
+class ContainerNotFound(AlpenglowError):
+    """No container has that id, id prefix or name."""
+
+
+class ContainerError(AlpenglowError):
+    """A container could not be created or run: the OCI runtime failed, a mount failed, the
+    command is not in the image (``exit_status`` 127) or cannot be run (126), a user is not
+    in the image. ``exit_status`` is what a foreground ``run`` exits with (Docker's codes)."""
+
+    def __init__(self, message: str, hint: str | None = None, exit_status: int = 125) -> None:
+        super().__init__(message, hint)
+        self.exit_status = exit_status
 
 
 class Unsatisfiable(AlpenglowError):

@@ -40,14 +40,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from alpenglow.errors import AlpenglowError, FormatError, UsageError
+from alpenglow.errors import AlpenglowError, ContainerNotFound, FormatError, UsageError
 
 __all__ = [
     "CREATED",
     "EXITED",
     "RUNNING",
     "Container",
-    "ContainerNotFound",
     "ContainerPaths",
     "ContainerStore",
     "State",
@@ -74,10 +73,6 @@ _STATUSES = (CREATED, RUNNING, EXITED)
 _ID_RE = re.compile(r"[0-9a-f]{64}")
 _NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}")
 _TMP = ".tmp-"
-
-
-class ContainerNotFound(AlpenglowError):
-    """No container has that id, id prefix or name."""
 
 
 def default_runtime_dir(environ: Mapping[str, str]) -> Path:

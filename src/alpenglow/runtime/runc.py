@@ -7,7 +7,8 @@ machine, else runc. The verdict on crun is tried once and remembered in
 again). crun fails on some machines with hybrid cgroups, so it is never assumed to work.
 
 Every call passes ``--root RUNTIME/runc`` so alpenglow's containers live apart from anyone
-else's. A failing call raises :class:`RuntimeFailure` with the runtime's own message.
+else's. A failing call raises :class:`~alpenglow.errors.ContainerError` with the runtime's own
+message.
 """
 
 from __future__ import annotations
@@ -23,11 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alpenglow.errors import AlpenglowError
+from alpenglow.errors import ContainerError
 
 __all__ = [
     "OciRuntime",
-    "RuntimeFailure",
     "RuntimeState",
     "find_runtime",
     "runtime_for",
@@ -40,10 +40,6 @@ def __dir__() -> list[str]:
 
 
 _CANDIDATE_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
-
-
-class RuntimeFailure(AlpenglowError):
-    """The OCI runtime refused or failed; the message is its own."""
 
 
 def runtime_message(stderr: str) -> str:
@@ -87,7 +83,7 @@ class RuntimeState:
     @classmethod
     def from_json(cls, obj: Any) -> RuntimeState:
         if not isinstance(obj, dict):
-            raise RuntimeFailure("the OCI runtime's state is not a JSON object")
+            raise ContainerError("the OCI runtime's state is not a JSON object")
         return cls(
             id=str(obj.get("id", "")),
             status=str(obj.get("status", "")),
@@ -171,27 +167,27 @@ class OciRuntime:
                 check=False,
             )
         except FileNotFoundError:
-            raise RuntimeFailure(f"{self.binary}: not found") from None
+            raise ContainerError(f"{self.binary}: not found") from None
         except subprocess.TimeoutExpired:
-            raise RuntimeFailure(
+            raise ContainerError(
                 f"{self.name} {args[0]} did not finish within {timeout:.0f} s"
             ) from None
         if done.returncode != 0:
-            raise RuntimeFailure(f"{self.name} {args[0]}: {runtime_message(done.stderr)}")
+            raise ContainerError(f"{self.name} {args[0]}: {runtime_message(done.stderr)}")
         return done.stdout
 
     def state(self, container_id: str) -> RuntimeState | None:
         """The runtime's view of the container; None when it does not know it."""
         try:
             out = self._call("state", container_id)
-        except RuntimeFailure as exc:
+        except ContainerError as exc:
             if "does not exist" in str(exc) or "not found" in str(exc).lower():
                 return None
             raise
         try:
             return RuntimeState.from_json(json.loads(out))
         except ValueError:
-            raise RuntimeFailure(f"{self.name} state: not JSON: {out[:80]!r}") from None
+            raise ContainerError(f"{self.name} state: not JSON: {out[:80]!r}") from None
 
     def list(self) -> list[RuntimeState]:
         """Every container the runtime knows under alpenglow's root."""
@@ -203,7 +199,7 @@ class OciRuntime:
         try:
             items = json.loads(out)
         except ValueError:
-            raise RuntimeFailure(f"{self.name} list: not JSON: {out[:80]!r}") from None
+            raise ContainerError(f"{self.name} list: not JSON: {out[:80]!r}") from None
         return [RuntimeState.from_json(item) for item in items or []]
 
     def create(self, container_id: str, bundle: Path, *, pid_file: Path | None = None) -> None:
@@ -225,7 +221,7 @@ class OciRuntime:
         """Delete the container from the runtime; a container it does not know is fine."""
         try:
             self._call("delete", *(["--force"] if force else []), container_id)
-        except RuntimeFailure as exc:
+        except ContainerError as exc:
             if "does not exist" not in str(exc) and "not found" not in str(exc).lower():
                 raise
 
@@ -327,7 +323,7 @@ def find_runtime(
     if wanted:
         binary = wanted if "/" in wanted else _which(wanted, environ)
         if binary is None or not os.access(binary, os.X_OK):
-            raise RuntimeFailure(
+            raise ContainerError(
                 f"ALPENGLOW_OCI_RUNTIME={wanted}: no such executable",
                 hint="install runc (apt-get install runc) or unset ALPENGLOW_OCI_RUNTIME",
             )
@@ -338,7 +334,7 @@ def find_runtime(
             continue
         if name == "runc" or _verdict(binary, runtime_dir) is None:
             return OciRuntime(binary, root)
-    raise RuntimeFailure(
+    raise ContainerError(
         "no OCI runtime found (runc or crun)",
         hint="install one: apt-get install runc (Debian), apk add runc (Alpine)",
     )

@@ -39,12 +39,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, cast
 
-from alpenglow.errors import AlpenglowError, ArchiveError
+from alpenglow.errors import AlpenglowError, ArchiveError, ContainerError
 from alpenglow.oci.image import check_digest
 
 __all__ = [
     "LayerStore",
-    "MountError",
     "copy_layers",
     "mount_overlay",
     "mounts_below",
@@ -66,10 +65,6 @@ _XATTR = "SCHILY.xattr."
 _TMP = ".tmp-"
 _CHUNK = 1 << 20
 _MAX_MOUNT_DATA = 4000  # the kernel takes one page of mount options
-
-
-class MountError(AlpenglowError):
-    """A mount or unmount failed."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -441,10 +436,10 @@ def mount_overlay(lower: Sequence[Path], upper: Path, work: Path, target: Path) 
     Long lower lists are given relative to their common parent (the mount options must fit
     in one page)."""
     if not lower:
-        raise MountError("an overlay needs at least one lower directory")
+        raise ContainerError("an overlay needs at least one lower directory")
     for path in (*lower, upper, work, target):
         if ":" in str(path) or "," in str(path):
-            raise MountError(f"{path}: overlayfs cannot take a path with ':' or ','")
+            raise ContainerError(f"{path}: overlayfs cannot take a path with ':' or ','")
     top_first = [str(p) for p in reversed(lower)]
     options = f"lowerdir={':'.join(top_first)},upperdir={upper},workdir={work}"
     try:
@@ -455,7 +450,7 @@ def mount_overlay(lower: Sequence[Path], upper: Path, work: Path, target: Path) 
         relative = [os.path.relpath(p, common) for p in top_first]
         options = f"lowerdir={':'.join(relative)},upperdir={upper},workdir={work}"
         if len(options) > _MAX_MOUNT_DATA:
-            raise MountError(f"{target}: too many layers for one overlay mount ({len(lower)})")
+            raise ContainerError(f"{target}: too many layers for one overlay mount ({len(lower)})")
         previous = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.chdir(common)
@@ -464,7 +459,7 @@ def mount_overlay(lower: Sequence[Path], upper: Path, work: Path, target: Path) 
             os.fchdir(previous)
             os.close(previous)
     except OSError as exc:
-        raise MountError(f"{target}: cannot mount overlayfs: {exc.strerror}") from None
+        raise ContainerError(f"{target}: cannot mount overlayfs: {exc.strerror}") from None
 
 
 def _unescape(field: str) -> str:
@@ -512,7 +507,7 @@ def unmount(target: Path) -> bool:
     if err == errno.EBUSY and libc.umount2(str(target).encode(), 2) == 0:  # MNT_DETACH
         return True
     err = ctypes.get_errno()
-    raise MountError(f"{target}: cannot unmount: {os.strerror(err)}")
+    raise ContainerError(f"{target}: cannot unmount: {os.strerror(err)}")
 
 
 def unmount_all(path: Path) -> int:
@@ -538,7 +533,7 @@ def overlay_supported(probe_dir: Path) -> bool:
             (probe / name).mkdir(parents=True)
         try:
             mount_overlay([probe / "lower"], probe / "upper", probe / "work", probe / "merged")
-        except MountError:
+        except ContainerError:
             return False
         unmount(probe / "merged")
         return True
