@@ -26,6 +26,19 @@ DATA = REPO.parent / "shared" / "data" / "alpine-v3.16-main-x86_64"
 WORLD = ["alpine-base", "python3", "nginx"]
 
 
+def calibration_ms() -> float:
+    """A fixed pure-Python loop (best of 5), to compare machines or one noisy machine over
+    time; the figures above it scale with it."""
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        total = 0
+        for i in range(1_000_000):
+            total += i
+        best = min(best, time.perf_counter() - start)
+    return best * 1000
+
+
 def make_root(base: Path) -> tuple[Path, Path]:
     root = base / "R"
     keys = base / "K"
@@ -141,6 +154,7 @@ def main() -> int:
     if not DATA.is_dir():
         print(f"reference data not found at {DATA}", file=sys.stderr)
         return 1
+    reference = calibration_ms()
     with tempfile.TemporaryDirectory() as tmp:
         root, keys = make_root(Path(tmp))
         first, wall, summary = fresh_process(root, keys)
@@ -153,6 +167,8 @@ def main() -> int:
     print(
         f"synthetic 100,000 packages: pool {built:.2f} s, solve {solved:.2f} s ({changes} changes)"
     )
+    reference = min(reference, calibration_ms())
+    print(f"machine reference: {reference:.1f} ms for a 1,000,000-step Python loop")
     return 0
 
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alpenglow.cli.apk import APPLETS, _load, add_global_options, build_parser, parse_options
-from alpenglow.cli.apk._options import OptionTable, Options, Unsupported
+from alpenglow.cli.apk._options import Options, OptionTable, Unsupported
 from alpenglow.errors import UsageError
 
 
@@ -94,9 +94,26 @@ def test_agrees_with_argparse(applet: str, line: str) -> None:
 
 def test_the_usual_command_lines_need_no_argparse() -> None:
     assert _agree("add", BENCH.split())
-    assert _agree("add", "-vv -q --arch x86 --arch aarch64 -X a -X b -u -l foo".split())
-    assert _agree("del", "-r a b --purge".split())
-    assert _agree("upgrade", "--no-self-upgrade -a".split())
+    assert _agree(
+        "add",
+        [
+            "-vv",
+            "-q",
+            "--arch",
+            "x86",
+            "--arch",
+            "aarch64",
+            "-X",
+            "a",
+            "-X",
+            "b",
+            "-u",
+            "-l",
+            "foo",
+        ],
+    )
+    assert _agree("del", ["-r", "a", "b", "--purge"])
+    assert _agree("upgrade", ["--no-self-upgrade", "-a"])
     assert _agree("update", ["-q"])
 
 
