@@ -255,16 +255,15 @@ create "$t" alpine-keys "$KEYS_VERSION" noarch "$noarch" --license MIT \
 
 t=$(fresh_tree ca-certificates-bundle)
 mkdir -p "$t/etc/ssl/certs"
-if [ -n "$ca_deb" ]; then
-    # Debian's ca-certificates ships Mozilla's CA certificates one file each; the bundle is all
-    # of them in one file, as update-ca-certificates writes it.
-    dpkg-deb -x "$ca_deb" "$work/ca-deb"
+# Debian's ca-certificates ships Mozilla's CA certificates one file each; the bundle is all of
+# them in one file, as update-ca-certificates writes it.
+if [ -n "$ca_deb" ] && dpkg-deb -x "$ca_deb" "$work/ca-deb"; then
     find "$work/ca-deb/usr/share/ca-certificates/mozilla" -name '*.crt' | sort |
         xargs cat >"$t/etc/ssl/certs/ca-certificates.crt"
     ca_version=$(apk_version "$(dpkg-deb -f "$ca_deb" Version)")
     say "  $(grep -c 'BEGIN CERTIFICATE' "$t/etc/ssl/certs/ca-certificates.crt") CA certificates from $(basename "$ca_deb")"
 else
-    say "  WARNING: no ca-certificates .deb: the bundle is empty (TLS will not work in images)"
+    say "  WARNING: no usable ca-certificates .deb: the bundle is empty (no TLS in images)"
     : >"$t/etc/ssl/certs/ca-certificates.crt"
     ca_version=0-r0
 fi
@@ -439,7 +438,7 @@ native_applets() { # the applet list of the machine's own busybox (if it was dow
     deb=$(newest "$out/downloads/$native_debian/busybox-static_*.deb" || true)
     [ -n "$deb" ] || return 0
     mkdir -p "$work/native"
-    dpkg-deb -x "$deb" "$work/native"
+    dpkg-deb -x "$deb" "$work/native" || return 0
     list_applets "$(find "$work/native" -path '*bin/busybox' -type f | head -n 1)" none
 }
 
@@ -483,13 +482,17 @@ for arch in "${arches[@]}"; do
     say "== $arch: packages from $(basename "$bb_deb") and $(basename "$musl_deb")"
     rm -rf "${work:?}/$debian" "$dest.new"
     mkdir -p "$work/$debian/bb" "$work/$debian/musl" "$dest.new"
-    dpkg-deb -x "$bb_deb" "$work/$debian/bb"
-    dpkg-deb -x "$musl_deb" "$work/$debian/musl"
+    if ! { dpkg-deb -x "$bb_deb" "$work/$debian/bb" && dpkg-deb -x "$musl_deb" "$work/$debian/musl"; } 2>"$work/error"; then
+        skip "$arch" "cannot unpack its .debs ($(head -n 1 "$work/error")); delete $out/downloads/$debian to download them again"
+        rm -rf "$dest.new"
+        continue
+    fi
     # Debian 13 and unstable keep everything under usr/ (merged-usr): look in both places.
     busybox=$(find "$work/$debian/bb" -path '*bin/busybox' -type f | head -n 1)
     libc=$(find "$work/$debian/musl" -path '*-linux-musl*/libc.so' -type f | head -n 1)
     if [ -z "$busybox" ] || [ -z "$libc" ]; then
         skip "$arch" "no bin/busybox or musl libc.so in the .debs"
+        rm -rf "$dest.new"
         continue
     fi
     bb_version=$(apk_version "$(dpkg-deb -f "$bb_deb" Version)")
@@ -502,6 +505,7 @@ for arch in "${arches[@]}"; do
     fi
     if [ -z "$applets" ]; then
         skip "$arch" "its busybox does not run here (install qemu-user-static) and no other list"
+        rm -rf "$dest.new"
         continue
     fi
 
