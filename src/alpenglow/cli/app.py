@@ -71,6 +71,16 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "lock": ("build", "lock"),
     "images": ("images", "images"),
     "inspect": ("inspect", "inspect"),
+    "push": ("distribution", "push"),
+    "pull": ("distribution", "pull"),
+    "copy": ("distribution", "copy"),
+    "tag": ("distribution", "tag"),
+    "ls": ("distribution", "ls"),
+    "digest": ("distribution", "digest"),
+    "manifest": ("distribution", "manifest"),
+    "login": ("login", "login"),
+    "logout": ("login", "logout"),
+    "release": ("release", "release"),
 }
 
 

@@ -489,6 +489,11 @@ class RegistryClient:
         if response.status_code == 200 and version and not version.startswith("registry/2."):
             raise RegistryError(f"{self.registry}: not a v2 registry ({version})")
 
+    def check_login(self) -> None:
+        """Authenticate to ``/v2/`` with the client's credentials (as ``docker login``
+        does); :class:`RegistryError` when the registry or its token service refuses them."""
+        self._request("GET", "/v2/", "", "log in", frozenset())
+
     def blob_exists(self, repository: str, digest: str) -> int | None:
         """The size of blob ``digest`` in ``repository``, or None if it is not there."""
         response = self._request(

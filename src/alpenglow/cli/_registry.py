@@ -1,0 +1,310 @@
+"""What the registry commands share: references, clients, progress, and where images come
+from and go to.
+
+Locations, as skopeo spells them: ``docker://REF`` is a registry; anything else is the local
+image store (``NAME[:TAG]``, an image id) or a local transport (``oci:DIR[:NAME]``,
+``oci-archive:FILE[:NAME]``, ``docker-archive:FILE[:NAME:TAG]``; see
+:mod:`alpenglow.oci.transport`).
+
+Progress goes to stderr: a rich bar per blob when stderr is a terminal, else one plain line
+per blob when it is done (``a1b2c3d4e5f6: pushed (1.46 MB)``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from alpenglow.distribution.client import RegistryClient
+    from alpenglow.distribution.reference import Reference
+    from alpenglow.oci.image import ImageBundle, Platform
+    from alpenglow.oci.store import ImageStore
+
+__all__ = [
+    "REGISTRY_PREFIX",
+    "Location",
+    "TransferDisplay",
+    "client_for",
+    "human_size",
+    "insecure_option",
+    "jobs_option",
+    "parse_location",
+    "platform_option",
+    "read_location",
+    "registry_reference",
+    "say",
+    "write_location",
+]
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+REGISTRY_PREFIX = "docker://"
+
+insecure_option = click.option(
+    "--insecure",
+    "insecure",
+    multiple=True,
+    metavar="HOST",
+    help="allow plain HTTP or unverified TLS for this registry (repeatable); "
+    "localhost and 127.0.0.0/8 use plain HTTP anyway",
+)
+jobs_option = click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="blobs transferred at once",
+)
+platform_option = click.option(
+    "--platform",
+    "platform",
+    metavar="OS/ARCH[/VARIANT]",
+    help="only this platform of a multi-platform image (or an Alpine arch: aarch64)",
+)
+
+_OUTCOMES = {
+    "uploaded": "pushed",
+    "mounted": "mounted",
+    "exists": "already exists",
+    "downloaded": "downloaded",
+    "cached": "already present",
+    "failed": "failed",
+}
+
+
+def say(text: str) -> None:
+    """A line of commentary on stderr (stdout keeps the result)."""
+    click.echo(text, err=True)
+
+
+def human_size(size: int) -> str:
+    """Decimal units, as docker prints sizes.
+
+    >>> human_size(999), human_size(1_460_000)
+    ('999 B', '1.46 MB')
+    """
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def registry_reference(text: str, *, default_tag: str = "latest") -> Reference:
+    """A registry reference, with or without ``docker://``."""
+    from alpenglow.distribution.reference import parse_reference
+
+    return parse_reference(text, default_tag=default_tag)
+
+
+def client_for(registry: str | Reference, insecure: Sequence[str]) -> RegistryClient:
+    """A client for ``registry`` with the user's credentials (environment, ``alpenglow
+    login``, Docker's config)."""
+    from alpenglow.distribution.auth import default_credentials
+    from alpenglow.distribution.client import RegistryClient
+
+    return RegistryClient(
+        registry, credentials=default_credentials(os.environ), insecure=tuple(insecure)
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Progress
+
+
+@dataclass
+class _Blob:
+    total: int
+    task: Any = None
+
+
+class TransferDisplay:
+    """A :class:`alpenglow.distribution.transfer.Progress` that shows blob transfers on
+    stderr. Use it as a context manager around the transfer."""
+
+    def __init__(self, *, tty: bool | None = None) -> None:
+        self.tty = sys.stderr.isatty() if tty is None else tty
+        self._lock = threading.Lock()
+        self._blobs: dict[str, _Blob] = {}
+        self._progress: Any = None
+        self.outcomes: dict[str, str] = {}
+
+    def __enter__(self) -> TransferDisplay:
+        if self.tty:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TransferSpeedColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                console=Console(stderr=True),
+                transient=False,
+            )
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def started(self, digest: str, total: int) -> None:
+        with self._lock:
+            blob = self._blobs[digest] = _Blob(total)
+            if self._progress is not None:
+                blob.task = self._progress.add_task(_short(digest), total=total or None)
+
+    def advanced(self, digest: str, done: int) -> None:
+        with self._lock:
+            blob = self._blobs.get(digest)
+            if blob is not None and blob.task is not None and self._progress is not None:
+                self._progress.update(blob.task, completed=done)
+
+    def finished(self, digest: str, outcome: str) -> None:
+        with self._lock:
+            self.outcomes[digest] = outcome
+            blob = self._blobs.get(digest)
+            words = _OUTCOMES.get(outcome, outcome)
+            if self._progress is not None:
+                if blob is not None and blob.task is not None:
+                    self._progress.update(
+                        blob.task,
+                        completed=blob.total,
+                        description=f"{_short(digest)} {words}",
+                    )
+                return
+            size = f" ({human_size(blob.total)})" if blob is not None else ""
+            say(f"{_short(digest)}: {words}{size}")
+
+
+def _short(digest: str) -> str:
+    return digest.partition(":")[2][:12]
+
+
+@contextmanager
+def _display(progress: TransferDisplay | None) -> Iterator[TransferDisplay | None]:
+    if progress is None:
+        yield None
+        return
+    with progress:
+        yield progress
+
+
+# --------------------------------------------------------------------------------------------
+# Locations
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where an image is: a registry reference (``remote``), or a local reference string
+    (the store or a transport, ``local``)."""
+
+    text: str
+    remote: Reference | None = None
+    local: str = ""
+
+    @property
+    def name(self) -> str:
+        """The image's familiar name when the location has one (``alpine:3.22``), else ""."""
+        if self.remote is not None:
+            return self.remote.familiar
+        from alpenglow.oci.transport import parse_reference
+
+        ref = parse_reference(self.local)
+        return ref.name if not ref.name.startswith("@") else ""
+
+
+def parse_location(text: str) -> Location:
+    """``docker://REF`` is a registry; anything else a local reference (checked here)."""
+    if text.startswith(REGISTRY_PREFIX):
+        return Location(text, remote=registry_reference(text))
+    from alpenglow.oci.transport import parse_reference
+
+    parse_reference(text)
+    return Location(text, local=text)
+
+
+def read_location(
+    location: Location,
+    *,
+    store: ImageStore,
+    insecure: Sequence[str],
+    platform: Platform | None = None,
+    jobs: int = 8,
+    progress: TransferDisplay | None = None,
+) -> ImageBundle:
+    """The image at ``location``, every blob verified (pulled into memory from a registry)."""
+    if location.remote is not None:
+        from alpenglow.distribution.transfer import pull
+
+        with client_for(location.remote, insecure) as client, _display(progress) as shown:
+            return pull(location.remote, client, platform=platform, jobs=jobs, progress=shown)
+    from alpenglow.oci.transport import read_image
+
+    bundle = read_image(location.local, store=store)
+    if platform is not None:
+        bundle = _one_platform(bundle, platform)
+    return bundle
+
+
+def _one_platform(bundle: ImageBundle, platform: Platform) -> ImageBundle:
+    from alpenglow.errors import ImageNotFound
+    from alpenglow.oci.platform import matches
+
+    images = bundle.images()
+    for image in images:
+        if matches(platform, image.platform):
+            return bundle.select(image)
+    have = ", ".join(str(i.platform) for i in images)
+    raise ImageNotFound(f"{bundle.source}: no image for {platform} (it has {have})")
+
+
+def write_location(
+    bundle: ImageBundle,
+    location: Location,
+    *,
+    store: ImageStore,
+    insecure: Sequence[str],
+    names: Sequence[str] = (),
+    jobs: int = 8,
+    progress: TransferDisplay | None = None,
+    mount_from: str | None = None,
+    on_pushed: Callable[[str], None] | None = None,
+) -> tuple[str, ...]:
+    """Write ``bundle`` to ``location``; returns what was written (the pushed reference with
+    its digest, store names, or files). ``names`` name it in the store or an archive when
+    the location has no name of its own."""
+    if location.remote is not None:
+        from alpenglow.distribution.transfer import push
+
+        ref = location.remote
+        with client_for(ref, insecure) as client, _display(progress) as shown:
+            root = push(bundle, ref, client, jobs=jobs, progress=shown, mount_from=mount_from)
+        pushed = f"{ref.name}@{root.digest}"
+        if on_pushed is not None:
+            on_pushed(pushed)
+        return (pushed,)
+    from alpenglow.oci.transport import write_image
+
+    return write_image(bundle, location.local, store=store, names=names)

@@ -1,0 +1,247 @@
+"""Images to and from registries: ``push``, ``pull``, ``copy``, ``tag``, ``ls``, ``digest``,
+``manifest``.
+
+Each command is a thin call into :mod:`alpenglow.distribution` and
+:mod:`alpenglow.oci.transport` (shared plumbing in :mod:`alpenglow.cli._registry`). A
+registry reference follows Docker's rules (``alpine`` is ``docker.io/library/alpine:latest``)
+and may be written with skopeo's ``docker://`` in front; ``localhost`` and ``127.0.0.0/8`` are
+spoken to over plain HTTP, other registries over verified HTTPS unless named with
+``--insecure``. Results go to stdout, progress and commentary to stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from alpenglow.cli._registry import (
+    REGISTRY_PREFIX,
+    TransferDisplay,
+    client_for,
+    insecure_option,
+    jobs_option,
+    parse_location,
+    platform_option,
+    read_location,
+    registry_reference,
+    say,
+    write_location,
+)
+
+__all__ = ["copy", "digest", "ls", "manifest", "pull", "push", "tag"]
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+@click.command("push")
+@click.argument("source", metavar="SRC")
+@click.argument("target", metavar="REF")
+@insecure_option
+@jobs_option
+def push(source: str, target: str, insecure: tuple[str, ...], jobs: int) -> None:
+    """Push the image SRC (a store name, oci:DIR[:NAME], oci-archive:FILE,
+    docker-archive:FILE) to the registry reference REF."""
+    from alpenglow.cli._registry import Location
+    from alpenglow.oci.store import ImageStore
+
+    store = ImageStore.from_environment(os.environ)
+    src = parse_location(source)
+    dst = Location(target, remote=registry_reference(target))
+    bundle = read_location(src, store=store, insecure=insecure, jobs=jobs)
+    write_location(
+        bundle, dst, store=store, insecure=insecure, jobs=jobs, progress=TransferDisplay()
+    )
+    assert dst.remote is not None
+    label = dst.remote.tag or dst.remote.digest
+    click.echo(f"{label}: digest: {bundle.root.digest} size: {bundle.root.size}")
+
+
+@click.command("pull")
+@click.argument("reference", metavar="REF")
+@platform_option
+@insecure_option
+@jobs_option
+def pull(reference: str, platform: str | None, insecure: tuple[str, ...], jobs: int) -> None:
+    """Pull REF from its registry into the local image store (every platform, or one)."""
+    from alpenglow.cli._registry import Location
+    from alpenglow.oci.platform import parse_platform
+    from alpenglow.oci.store import ImageStore
+
+    store = ImageStore.from_environment(os.environ)
+    ref = registry_reference(reference)
+    wanted = parse_platform(platform) if platform else None
+    bundle = read_location(
+        Location(reference, remote=ref),
+        store=store,
+        insecure=insecure,
+        platform=wanted,
+        jobs=jobs,
+        progress=TransferDisplay(),
+    )
+    name = ref.familiar
+    try:
+        before = store.resolve(name).digest
+    except Exception:
+        before = None
+    store.add(bundle, [name])
+    click.echo(f"Digest: {bundle.root.digest}")
+    if before == bundle.root.digest:
+        click.echo(f"Status: Image is up to date for {name}")
+    else:
+        click.echo(f"Status: Downloaded newer image for {name}")
+    click.echo(name)
+
+
+@click.command("copy")
+@click.argument("source", metavar="SRC")
+@click.argument("target", metavar="DST")
+@platform_option
+@insecure_option
+@jobs_option
+def copy(
+    source: str, target: str, platform: str | None, insecure: tuple[str, ...], jobs: int
+) -> None:
+    """Copy an image from SRC to DST: docker://REF (a registry), a store name, oci:DIR[:NAME],
+    oci-archive:FILE[:NAME] or docker-archive:FILE[:NAME:TAG]."""
+    from alpenglow.oci.platform import parse_platform
+    from alpenglow.oci.store import ImageStore
+
+    store = ImageStore.from_environment(os.environ)
+    src = parse_location(source)
+    dst = parse_location(target)
+    wanted = parse_platform(platform) if platform else None
+    bundle = read_location(
+        src,
+        store=store,
+        insecure=insecure,
+        platform=wanted,
+        jobs=jobs,
+        progress=TransferDisplay() if src.remote is not None else None,
+    )
+    mount_from = None
+    if (
+        src.remote is not None
+        and dst.remote is not None
+        and src.remote.registry == dst.remote.registry
+        and src.remote.repository != dst.remote.repository
+    ):
+        mount_from = src.remote.repository
+    names = [src.name] if src.name and (dst.remote is None) else []
+    written = write_location(
+        bundle,
+        dst,
+        store=store,
+        insecure=insecure,
+        names=names,
+        jobs=jobs,
+        progress=TransferDisplay() if dst.remote is not None else None,
+        mount_from=mount_from,
+    )
+    for item in written:
+        say(f"wrote {item}")
+    click.echo(bundle.root.digest)
+
+
+@click.command("tag")
+@click.argument("source", metavar="SRC")
+@click.argument("target", metavar="NEW")
+@insecure_option
+def tag(source: str, target: str, insecure: tuple[str, ...]) -> None:
+    """Give the image SRC the name NEW. In the local store by default; for docker://REF
+    the registry's manifest is tagged (NEW is then a tag, or a reference in the same
+    registry)."""
+    if source.startswith(REGISTRY_PREFIX):
+        src = registry_reference(source)
+        if ":" in target or "/" in target:
+            dst = registry_reference(target)
+        else:
+            dst = src.with_tag(target)
+        if dst.registry != src.registry:
+            raise click.UsageError(f"{target}: a tag must be in the same registry as {source}")
+        if not dst.tag:
+            raise click.UsageError(f"{target}: name a tag")
+        with client_for(src, insecure) as client:
+            raw = client.get_manifest(src.repository, src.ref)
+            client.put_manifest(dst.repository, dst.tag, raw.data, raw.media_type)
+        click.echo(f"{dst.name}:{dst.tag}")
+        return
+    from alpenglow.oci.store import ImageStore
+
+    store = ImageStore.from_environment(os.environ)
+    click.echo(store.tag(source, target))
+
+
+@click.command("ls")
+@click.argument("reference", metavar="REPOSITORY")
+@insecure_option
+def ls(reference: str, insecure: tuple[str, ...]) -> None:
+    """List the tags of a repository in a registry."""
+    ref = registry_reference(reference, default_tag="")
+    with client_for(ref, insecure) as client:
+        tags = client.list_tags(ref.repository)
+    for name in tags:
+        click.echo(name)
+
+
+def _raw_manifest(reference: str, platform: str | None, insecure: tuple[str, ...]) -> bytes:
+    """The raw manifest of ``reference`` (or of its ``platform`` entry)."""
+    from alpenglow.errors import ImageNotFound
+    from alpenglow.oci.image import INDEX_TYPES, parse_index
+    from alpenglow.oci.platform import matches, parse_platform
+
+    ref = registry_reference(reference)
+    with client_for(ref, insecure) as client:
+        raw = client.get_manifest(ref.repository, ref.ref)
+        if platform is None or raw.media_type not in INDEX_TYPES:
+            return raw.data
+        wanted = parse_platform(platform)
+        index = parse_index(raw.data, str(ref))
+        for entry in index.manifests:
+            if entry.platform is not None and matches(wanted, entry.platform):
+                return client.get_manifest(ref.repository, entry.digest).data
+        have = ", ".join(str(e.platform) for e in index.manifests if e.platform is not None)
+        raise ImageNotFound(f"{ref}: no image for {wanted} (it has {have})")
+
+
+@click.command("digest")
+@click.argument("reference", metavar="REF")
+@platform_option
+@insecure_option
+def digest(reference: str, platform: str | None, insecure: tuple[str, ...]) -> None:
+    """Print the digest of the manifest (or index) REF names in its registry."""
+    if platform is None:
+        from alpenglow.errors import RegistryError
+
+        ref = registry_reference(reference)
+        with client_for(ref, insecure) as client:
+            desc = client.head_manifest(ref.repository, ref.ref)
+        if desc is None:
+            raise RegistryError(
+                f"{ref.name}: manifest {ref.ref}: not found",
+                registry=ref.registry,
+                repository=ref.repository,
+                status=404,
+            )
+        click.echo(desc.digest)
+        return
+    from alpenglow.oci.image import digest_of
+
+    click.echo(digest_of(_raw_manifest(reference, platform, insecure)))
+
+
+@click.command("manifest")
+@click.argument("reference", metavar="REF")
+@platform_option
+@insecure_option
+def manifest(reference: str, platform: str | None, insecure: tuple[str, ...]) -> None:
+    """Print the manifest (or index) REF names, exactly as the registry stores it."""
+    data = _raw_manifest(reference, platform, insecure)
+    out = sys.stdout.buffer
+    out.write(data)
+    if sys.stdout.isatty():
+        out.write(b"\n")
+    out.flush()
