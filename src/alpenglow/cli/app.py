@@ -81,6 +81,16 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "login": ("login", "login"),
     "logout": ("login", "logout"),
     "release": ("release", "release"),
+    "run": ("run", "run"),
+    "ps": ("ps", "ps"),
+    "start": ("container", "start"),
+    "stop": ("container", "stop"),
+    "restart": ("container", "restart"),
+    "rm": ("container", "rm"),
+    "rmi": ("container", "rmi"),
+    "prune": ("container", "prune"),
+    "container": ("container", "container"),
+    "system": ("system", "system"),
 }
 
 

@@ -20,6 +20,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         from alpenglow.cli.apk import run
 
         sys.exit(run(args[1:]))
+    if args and args[0] == "run":  # containers start fast: no click, no image model
+        from alpenglow.cli.run import main as run_main
+
+        sys.exit(run_main(args[1:]))
     from alpenglow.cli import app
 
     app.main(args)

@@ -22,27 +22,15 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import stat
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from alpenglow.errors import AlpenglowError, ContainerError, FormatError, ImageNotFound
-from alpenglow.oci.image import (
-    DOCKER_LAYER,
-    DOCKER_LAYER_GZIP,
-    OCI_LAYER,
-    OCI_LAYER_GZIP,
-    OCI_NONDIST_LAYER,
-    OCI_NONDIST_LAYER_GZIP,
-    Platform,
-    PlatformImage,
-)
-from alpenglow.oci.store import ImageStore
+from alpenglow.errors import AlpenglowError, ContainerError, FormatError
 from alpenglow.runtime import binfmt
 from alpenglow.runtime.containers import (
     RUNNING,
@@ -53,6 +41,7 @@ from alpenglow.runtime.containers import (
     new_id,
     now,
 )
+from alpenglow.runtime.image import ImageFacts, Puller, image_facts
 from alpenglow.runtime.runc import OciRuntime, find_runtime, runtime_for, runtime_message
 from alpenglow.runtime.spec import (
     RunOptions,
@@ -72,39 +61,30 @@ from alpenglow.runtime.storage import (
     unmount_all,
 )
 
-__all__ = ["Engine", "PruneResult", "Puller", "host_platform"]
+if TYPE_CHECKING:
+    from alpenglow.oci.store import ImageStore
+
+__all__ = ["Engine", "PruneResult"]
 
 
 def __dir__() -> list[str]:
     return __all__
 
 
-Puller = Callable[[str, Platform | None], None]
-"""Fetches an image missing from the store into it: ``puller(reference, platform)``."""
-
+# layer media types that unpack (tar, gzip-compressed or not)
 _UNPACKABLE = frozenset(
     {
-        OCI_LAYER,
-        OCI_LAYER_GZIP,
-        OCI_NONDIST_LAYER,
-        OCI_NONDIST_LAYER_GZIP,
-        DOCKER_LAYER,
-        DOCKER_LAYER_GZIP,
+        "application/vnd.oci.image.layer.v1.tar",
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+        "application/vnd.docker.image.rootfs.diff.tar",
+        "application/vnd.docker.image.rootfs.diff.tar.gzip",
     }
 )
 _FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 _POLL = 0.02
 _UNKNOWN_EXIT = "it exited while nothing watched it; its exit status is unknown"
-
-
-def host_platform() -> Platform:
-    """The platform this machine runs natively (``linux/amd64`` on x86_64)."""
-    from alpenglow.oci.platform import parse_platform
-
-    try:
-        return parse_platform(os.uname().machine)
-    except AlpenglowError:
-        return Platform("linux", os.uname().machine)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +212,7 @@ def _header(path: Path) -> bytes:
 
 
 class Engine:
-    """Containers under ``runtime_dir`` made from images in ``images``.
+    """Containers under ``runtime_dir`` made from images in the store at ``store_path``.
 
     ``environ`` is consulted only to pick the OCI runtime (``ALPENGLOW_OCI_RUNTIME``,
     ``PATH``); ``puller`` fetches images the store lacks (None: a missing image is an
@@ -241,13 +221,14 @@ class Engine:
     def __init__(
         self,
         runtime_dir: Path,
-        images: ImageStore,
+        store_path: Path,
         *,
         environ: Mapping[str, str] | None = None,
         puller: Puller | None = None,
     ) -> None:
         self.dir = Path(runtime_dir)
-        self.images = images
+        self.store_path = Path(store_path)
+        self._images: ImageStore | None = None
         self.containers = ContainerStore(self.dir)
         self.layers = LayerStore(self.dir / "layers")
         self._environ = dict(environ or {})
@@ -256,6 +237,15 @@ class Engine:
 
     def __repr__(self) -> str:
         return f"Engine({str(self.dir)!r})"
+
+    @property
+    def images(self) -> ImageStore:
+        """The image store (opened when first needed)."""
+        if self._images is None:
+            from alpenglow.oci.store import ImageStore
+
+            self._images = ImageStore(self.store_path)
+        return self._images
 
     # -- the runtime and the storage kind --------------------------------------------------
 
@@ -287,53 +277,36 @@ class Engine:
 
     # -- images ----------------------------------------------------------------------------
 
-    def select_image(self, reference: str, platform: Platform | None) -> tuple[str, PlatformImage]:
-        """The store's entry digest and the image for ``platform`` (the host's by default)
-        of ``reference``; pulled first when missing and a puller was given."""
-        from alpenglow.oci.platform import matches
-
-        try:
-            desc = self.images.resolve(reference)
-        except ImageNotFound:
-            if self._puller is None:
-                raise
-            self._puller(reference, platform)
-            desc = self.images.resolve(reference)
-        bundle = self.images.get(desc.digest)
-        candidates = bundle.images()
-        wanted = platform or host_platform()
-        chosen = [image for image in candidates if matches(wanted, image.platform)]
-        if chosen:
-            return desc.digest, chosen[0]
-        if platform is None and len(candidates) == 1:
-            return desc.digest, candidates[0]  # a single foreign image runs if it can (qemu)
-        have = ", ".join(str(image.platform) for image in candidates) or "none"
-        raise ImageNotFound(
-            f"image {reference} has no variant for {wanted} (it has: {have})",
-            hint="pick one with --platform",
+    def image(self, reference: str, platform: str | None = None) -> ImageFacts:
+        """What a container of ``reference`` for ``platform`` (``linux/arm64``; the host's
+        by default) needs of it; pulled first when missing and a puller was given."""
+        return image_facts(
+            self.store_path,
+            reference,
+            platform,
+            cache=self.dir / "images.json",
+            puller=self._puller,
+            store=self._images,
         )
 
     def _blob_opener(self, digest: str) -> Iterator[IO[bytes]]:
-        path = self.images.layout.blob_path(digest)
+        algorithm, _, hexpart = digest.partition(":")
+        path = self.store_path / "blobs" / algorithm / hexpart
         try:
             yield open(path, "rb")  # noqa: SIM115 (closed by the layer store)
         except FileNotFoundError:
             raise FormatError(f"{path}: layer blob {digest} is missing from the store") from None
 
-    def _unpack(self, image: PlatformImage) -> list[Path]:
-        manifest, config = image.manifest, image.config
-        if len(manifest.layers) != len(config.diff_ids):
-            raise FormatError(
-                f"image {image.descriptor.digest}: {len(manifest.layers)} layers but "
-                f"{len(config.diff_ids)} diff_ids"
-            )
+    def _unpack(self, image: ImageFacts) -> list[Path]:
         out = []
-        for layer, diff_id in zip(manifest.layers, config.diff_ids, strict=True):
+        for layer in image.layers:
             if layer.media_type not in _UNPACKABLE:
                 raise ContainerError(
                     f"layer {layer.digest}: cannot unpack media type {layer.media_type}"
                 )
-            out.append(self.layers.ensure(diff_id, self._blob_opener(layer.digest), layer.digest))
+            out.append(
+                self.layers.ensure(layer.diff_id, self._blob_opener(layer.digest), layer.digest)
+            )
         return out
 
     # -- creation --------------------------------------------------------------------------
@@ -344,22 +317,21 @@ class Engine:
         options: RunOptions,
         *,
         name: str | None = None,
-        platform: Platform | None = None,
+        platform: str | None = None,
         auto_remove: bool = False,
         stop_timeout: int = 10,
     ) -> Container:
         """Create a container of ``reference`` (see the module docstring); its root file
         system is left mounted."""
-        image_id, image = self.select_image(reference, platform)
-        config = image.config
-        args = process_args(config.entrypoint, config.cmd, options.entrypoint, options.command)
+        image = self.image(reference, platform)
+        args = process_args(image.entrypoint, image.cmd, options.entrypoint, options.command)
         kind = self.storage_kind()
         runtime = self.oci
         container_id = new_id()
         hostname = options.hostname or (
-            socket.gethostname() if options.network == "host" else container_id[:12]
+            os.uname().nodename if options.network == "host" else container_id[:12]
         )
-        stop_signal = config.stop_signal or "SIGTERM"
+        stop_signal = image.stop_signal or "SIGTERM"
         parse_signal(stop_signal)
         with self.containers.locked():
             self._unpack(image)
@@ -368,10 +340,10 @@ class Engine:
                 name=name or self.containers.free_name(),
                 created=now(),
                 image=reference,
-                image_id=image_id,
-                manifest=image.descriptor.digest,
-                platform=str(image.platform),
-                layers=tuple(config.diff_ids),
+                image_id=image.image_id,
+                manifest=image.manifest,
+                platform=image.platform,
+                layers=image.diff_ids,
                 args=args,
                 runtime=runtime.binary,
                 storage=kind,
@@ -383,8 +355,8 @@ class Engine:
                 hostname=hostname,
                 network=options.network,
                 env=options.env,
-                user=options.user or config.user,
-                workdir=options.workdir or config.working_dir or "/",
+                user=options.user or image.user,
+                workdir=options.workdir or image.working_dir or "/",
                 mounts=tuple(str(m) for m in options.mounts),
             )
             paths = self.containers.create(record)
@@ -397,15 +369,14 @@ class Engine:
         return record
 
     def _write_bundle(
-        self, record: Container, paths: ContainerPaths, image: PlatformImage, options: RunOptions
+        self, record: Container, paths: ContainerPaths, image: ImageFacts, options: RunOptions
     ) -> None:
-        config = image.config
         root = paths.rootfs
         user = resolve_user(
             record.user, _read_in_root(root, "/etc/passwd"), _read_in_root(root, "/etc/group")
         )
         env = container_env(
-            config.env, options.env, hostname=record.hostname, home=user.home, tty=options.tty
+            image.env, options.env, hostname=record.hostname, home=user.home, tty=options.tty
         )
         host_hosts = None
         if record.network == "host":
@@ -553,11 +524,18 @@ class Engine:
             if exists:
                 state = self.containers.state(record.id)
                 self.containers.write_state(record.id, state.exited(exit_code, error))
-        with contextlib.suppress(AlpenglowError):
-            self.oci_for(record).delete(record.id, force=True)
+        self._forget(record)
         if exists:
             with contextlib.suppress(AlpenglowError):
                 self.unmount(record)
+
+    def _forget(self, record: Container) -> None:
+        """Delete the container from the runtime, if the runtime still has it (``runc run``
+        deletes it itself after the process exits)."""
+        oci = self.oci_for(record)
+        if (oci.root / record.id).exists():
+            with contextlib.suppress(AlpenglowError):
+                oci.delete(record.id, force=True)
 
     def runtime_error(self, paths: ContainerPaths, since: float) -> str:
         """The runtime's own error from its log (``runtime.log``) written after ``since``,
@@ -638,8 +616,7 @@ class Engine:
                 return current
             final = current.exited(None, _UNKNOWN_EXIT)
             self.containers.write_state(record.id, final)
-        with contextlib.suppress(AlpenglowError):
-            oci.delete(record.id, force=True)
+        self._forget(record)
         with contextlib.suppress(AlpenglowError):
             self.unmount(record)
         return final
@@ -712,8 +689,7 @@ class Engine:
             with contextlib.suppress(ContainerError):
                 self.oci_for(record).kill(record.id, signal.SIGKILL)
             self.wait_exit(record, 10)
-        with contextlib.suppress(ContainerError):
-            self.oci_for(record).delete(record.id, force=True)
+        self._forget(record)
         paths = self.containers.paths(record.id)
         unmount_all(paths.dir)
         self.containers.delete(record.id)

@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import IO, cast
 
 from alpenglow.errors import AlpenglowError, ArchiveError, ContainerError
-from alpenglow.oci.image import check_digest
 
 __all__ = [
     "LayerStore",
@@ -69,6 +68,18 @@ _MAX_MOUNT_DATA = 4000  # the kernel takes one page of mount options
 
 # --------------------------------------------------------------------------------------------
 # Unpacking
+
+
+_DIGEST_LENGTHS = {"sha256": 64, "sha512": 128}
+
+
+def check_digest(digest: str, source: str) -> str:
+    """``digest`` if it is ``sha256:<64 hex>`` or ``sha512:<128 hex>`` (it names files)."""
+    algorithm, _, hexpart = digest.partition(":")
+    length = _DIGEST_LENGTHS.get(algorithm)
+    if length is None or len(hexpart) != length or hexpart.strip("0123456789abcdef"):
+        raise ArchiveError(f"{source}: {digest!r} is not a valid digest")
+    return digest
 
 
 class _HashingReader(io.RawIOBase):
