@@ -29,6 +29,7 @@ import datetime
 import http.client
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -638,7 +639,8 @@ class Fault:
     ``kind``: ``status`` (answer ``status`` without forwarding), ``cut_response`` (forward,
     then send the headers and only ``after`` bytes of the body and close), ``cut_request``
     (read ``after`` bytes of the request body and close without an answer), ``hook`` (run
-    ``action`` then forward). ``method`` and ``path`` (a substring) select requests."""
+    ``action`` then forward). ``method`` and ``path`` (a regular expression searched in the
+    request path and query) select requests."""
 
     kind: str
     times: int = 1
@@ -654,7 +656,7 @@ class Fault:
             return False
         if self.method is not None and self.method != method:
             return False
-        return self.path is None or self.path in path
+        return self.path is None or re.search(self.path, path) is not None
 
 
 @dataclass(frozen=True, slots=True)
