@@ -71,7 +71,9 @@ __all__ = [
     "env_var_for",
     "parse_challenges",
     "remove_login",
+    "run_credential_helper",
     "save_login",
+    "scope_strings",
 ]
 
 
@@ -259,7 +261,7 @@ def _decode_entry(entry: Mapping[str, Any], path: Path, registry: str) -> Creden
     encoded = entry.get("auth")
     if isinstance(encoded, str) and encoded:
         try:
-            text = base64.b64decode(encoded, validate=False).decode("utf-8")
+            text = base64.b64decode(encoded, validate=True).decode("utf-8")
         except (ValueError, UnicodeDecodeError):
             raise AlpenglowError(f"{path}: auths[{registry!r}].auth is not base64") from None
         user, sep, secret = text.partition(":")

@@ -613,7 +613,7 @@ class RegistryClient:
                     progress(0)
             first = spool.received
             try:
-                for chunk in response.iter_bytes(_READ_CHUNK):
+                for chunk in response.iter_bytes():
                     spool.write(chunk)
                     if size is not None and spool.received > size:
                         raise DigestMismatch(
@@ -936,7 +936,7 @@ class RegistryClient:
         try:
             return self._send_once(method, url, _push(repository), headers=headers, content=content)
         except _Retryable as failure:
-            raise _SessionLost(f"{what}: {failure.reason}", failure.status) from None
+            raise _SessionLost(failure.reason, failure.status) from None
 
     def _fail_upload(self, response: httpx.Response, repository: str, what: str) -> None:
         error = self._error(response, repository, what)
@@ -945,7 +945,8 @@ class RegistryClient:
             "BLOB_UPLOAD_INVALID",
             "DIGEST_INVALID",
         } & set(error.codes):
-            raise _SessionLost(error.message.partition(": ")[2], response.status_code)
+            prefix = f"{self._where(repository)}: {what}: "
+            raise _SessionLost(error.message.removeprefix(prefix), response.status_code)
         raise error
 
     def _put_chunks(
@@ -987,7 +988,7 @@ class RegistryClient:
             if response.status_code == 416:
                 stalls += 1
                 if stalls > max(1, self.retry.attempts):
-                    raise _SessionLost(f"{what}: the registry keeps refusing the chunk range")
+                    raise _SessionLost("the registry keeps refusing the chunk range")
                 location, offset = self._upload_status(repository, location, what, None)
                 continue
             if response.status_code != 202:
@@ -1020,10 +1021,10 @@ class RegistryClient:
         try:
             response = self._send_once("GET", location, _push(repository))
         except _Retryable as failure:
-            raise _SessionLost(f"{what}: {failure.reason}", failure.status) from None
+            raise _SessionLost(failure.reason, failure.status) from None
         if response.status_code not in (200, 204):
             if response.status_code in (400, 404):
-                reason = cause.reason if cause else f"{what}: upload session lost"
+                reason = cause.reason if cause else "the upload session was lost"
                 raise _SessionLost(reason, response.status_code)
             raise self._error(response, repository, what)
         offset = _range_end(response.headers.get("Range", "")) or 0

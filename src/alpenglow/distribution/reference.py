@@ -246,7 +246,9 @@ def host_of(registry: str) -> str:
     """
     if registry.startswith("["):
         return registry[1:].partition("]")[0]
-    return registry.rpartition(":")[0] if ":" in registry else registry
+    if registry.count(":") != 1:
+        return registry  # no port, or a bare IPv6 address
+    return registry.rpartition(":")[0]
 
 
 def is_insecure_default(registry: str) -> bool:
