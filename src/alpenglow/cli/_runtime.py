@@ -74,26 +74,29 @@ def describe_status(state: State, now: float) -> str:
 
 def store_puller(store_path: Path) -> Callable[[str, Platform | None], None]:
     """Pull a missing image from its registry into the store at ``store_path`` (as
-    Docker's ``run`` does)."""
+    Docker's ``run`` does), with ``alpenglow pull``'s progress display."""
 
     def pull_into_store(reference: str, platform: Platform | None) -> None:
+        from alpenglow.cli._registry import (
+            Location,
+            TransferDisplay,
+            read_location,
+            registry_reference,
+        )
         from alpenglow.errors import AlpenglowError, ImageNotFound
         from alpenglow.oci.store import ImageStore
 
         store = ImageStore(store_path)
-
-        try:
-            from alpenglow.distribution.auth import default_credentials
-            from alpenglow.distribution.client import RegistryClient
-            from alpenglow.distribution.reference import parse_reference
-            from alpenglow.distribution.transfer import pull
-        except ImportError:
-            raise ImageNotFound(f"no such image in the store: {reference}") from None
-        ref = parse_reference(reference)
+        ref = registry_reference(reference)
         sys.stderr.write(f"Unable to find image '{ref.familiar}' locally\n")
         try:
-            with RegistryClient(ref, credentials=default_credentials(os.environ)) as client:
-                bundle = pull(ref, client, platform=platform, layout=store.layout)
+            bundle = read_location(
+                Location(reference, remote=ref),
+                store=store,
+                insecure=(),
+                platform=platform,
+                progress=TransferDisplay(),
+            )
             store.add(bundle, [ref.familiar])
         except AlpenglowError as exc:
             raise ImageNotFound(

@@ -174,14 +174,21 @@ def handler_for(header: bytes, registered: Sequence[BinfmtEntry]) -> BinfmtEntry
     return None
 
 
-def check_runnable(header: bytes, what: str, platform: str) -> None:
+def check_runnable(
+    header: bytes,
+    what: str,
+    platform: str,
+    registered: Sequence[BinfmtEntry] | None = None,
+    native: Sequence[int] | None = None,
+) -> None:
     """Raise :class:`ContainerError` (exit status 126) when the binary starting with
     ``header`` can run neither natively nor through a binfmt_misc handler usable in a
-    container; ``what`` names it and ``platform`` its image's platform in the message."""
+    container; ``what`` names it and ``platform`` its image's platform in the message.
+    ``registered`` and ``native`` default to this machine's handlers and machines."""
     machine = elf_machine(header)
-    if machine is None or machine in native_machines():
+    if machine is None or machine in (native_machines() if native is None else native):
         return
-    handler = handler_for(header, entries())
+    handler = handler_for(header, entries() if registered is None else registered)
     name = qemu_name(platform) or "ARCH"
     if handler is None:
         raise ContainerError(

@@ -191,12 +191,7 @@ class _Extractor:
         if stat.S_ISDIR(st.st_mode):
             if keep_dir:
                 return
-            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dfd)
-            try:
-                shutil.rmtree(fd)  # type: ignore[arg-type]
-            finally:
-                os.close(fd)
-            os.rmdir(name, dir_fd=dfd)
+            shutil.rmtree(name, dir_fd=dfd)
         else:
             os.unlink(name, dir_fd=dfd)
 
@@ -444,8 +439,8 @@ def _mount(source: str, target: str, fstype: str, flags: int, data: str) -> None
 def mount_overlay(lower: Sequence[Path], upper: Path, work: Path, target: Path) -> None:
     """Mount an overlay of ``lower`` (lowest first) with ``upper`` and ``work`` at ``target``.
 
-    Long lower lists are given relative to their common parent (the mount options must fit
-    in one page)."""
+    A lower list too long for the mount options (one page) is given through short symbolic
+    links in ``.lower-NAME`` beside ``target``."""
     if not lower:
         raise ContainerError("an overlay needs at least one lower directory")
     for path in (*lower, upper, work, target):
@@ -457,15 +452,23 @@ def mount_overlay(lower: Sequence[Path], upper: Path, work: Path, target: Path) 
         if len(options) <= _MAX_MOUNT_DATA:
             _mount("overlay", str(target), "overlay", 0, options)
             return
-        common = Path(os.path.commonpath([str(p) for p in lower]))
-        relative = [os.path.relpath(p, common) for p in top_first]
-        options = f"lowerdir={':'.join(relative)},upperdir={upper},workdir={work}"
+        # too long for one page: name the layers by short symbolic links beside the
+        # mount point (as Docker's overlay2 does) and mount from that directory
+        links = target.parent / f".lower-{target.name}"
+        _remove_tree(links)
+        links.mkdir()
+        for i, path in enumerate(top_first):
+            os.symlink(os.path.abspath(path), links / str(i))
+        options = (
+            f"lowerdir={':'.join(str(i) for i in range(len(top_first)))},"
+            f"upperdir={os.path.abspath(upper)},workdir={os.path.abspath(work)}"
+        )
         if len(options) > _MAX_MOUNT_DATA:
             raise ContainerError(f"{target}: too many layers for one overlay mount ({len(lower)})")
         previous = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
         try:
-            os.chdir(common)
-            _mount("overlay", str(target.resolve()), "overlay", 0, options)
+            os.chdir(links)
+            _mount("overlay", os.path.abspath(target), "overlay", 0, options)
         finally:
             os.fchdir(previous)
             os.close(previous)
