@@ -1017,11 +1017,17 @@ class RegistryClient:
         self, repository: str, location: str, what: str, cause: _SessionLost | None
     ) -> tuple[str, int]:
         """How much of an upload arrived (``GET`` its URL -> ``Range: 0-LAST``): the URL to
-        go on with and the next offset. A lost session raises :class:`_SessionLost`."""
+        go on with and the next offset. The question is retried while the registry is
+        unreachable (it may come back with the session intact); a lost session raises
+        :class:`_SessionLost`."""
+
+        def attempt() -> httpx.Response:
+            return self._send_once("GET", location, _push(repository))
+
         try:
-            response = self._send_once("GET", location, _push(repository))
-        except _Retryable as failure:
-            raise _SessionLost(failure.reason, failure.status) from None
+            response = self._with_retries(attempt, repository, what)
+        except RegistryError as exc:
+            raise _SessionLost(cause.reason if cause else exc.message, exc.status) from None
         if response.status_code not in (200, 204):
             if response.status_code in (400, 404):
                 reason = cause.reason if cause else "the upload session was lost"
