@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,15 +27,6 @@ if TYPE_CHECKING:
     from alpenglow.build.multiarch import BuildResult
 
 __all__ = ["build", "lock"]
-
-
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
-        value /= 1000
-    return f"{size} B"
 
 
 def _say(text: str) -> None:
@@ -67,23 +58,36 @@ def _run_build(
         from alpenglow.build.base import load_bases
 
         bases = load_bases(config, archs)
-    _say(f"building {config.source.name} for {', '.join(archs)}")
     started = time.monotonic()
 
-    def done(a: str) -> None:
-        _say(f"  {a}: done ({time.monotonic() - started:.1f} s)")
+    def build(on_done: Callable[[str], None]) -> BuildResult:
+        return build_image(
+            config,
+            archs,
+            cache_dir=default_cache_dir(),
+            epoch=epoch,
+            lock=lock,
+            bases=bases,
+            jobs=jobs,
+            image_name=image_name,
+            on_done=on_done,
+        )
 
-    return build_image(
-        config,
-        archs,
-        cache_dir=default_cache_dir(),
-        epoch=epoch,
-        lock=lock,
-        bases=bases,
-        jobs=jobs,
-        image_name=image_name,
-        on_done=done,
-    )
+    if not sys.stderr.isatty():
+        _say(f"building {config.source.name} for {', '.join(archs)}")
+        return build(lambda a: _say(f"  {a}: done ({time.monotonic() - started:.1f} s)"))
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+        task = progress.add_task(f"building {config.source.name}", total=len(archs))
+
+        def done(a: str) -> None:
+            progress.advance(task)
+            progress.console.print(f"  {a}: done ({time.monotonic() - started:.1f} s)")
+
+        return build(done)
 
 
 def _tags(config: BuildConfig, tags: Sequence[str]) -> list[str]:
@@ -142,10 +146,12 @@ def build(
         if sbom_dir is not None:
             for path in write_sboms(result, sbom_dir, config.source.stem):
                 _say(f"wrote {path}")
+    from alpenglow.cli.images import human_size
+
     for p in result.platforms:
-        size = sum(d.size for d in p.layers)
+        size = len(p.blobs[p.config_digest]) + sum(d.size for d in p.layers)
         _say(
-            f"  {p.arch:<8} {p.platform!s:<16} {p.manifest.digest[7:19]}  {_human(size)}  "
+            f"  {p.arch:<8} {p.platform!s:<16} {p.manifest.digest[7:19]}  {human_size(size):>8}  "
             f"{len(p.packages)} packages"
         )
     click.echo(result.index.digest)
