@@ -822,6 +822,7 @@ class FaultProxy:
                     data = json.dumps(
                         {"errors": [{"code": "UNAVAILABLE", "message": "injected fault"}]}
                     ).encode()
+                    proxy._record(method, path, "status", fault.status)  # before it is seen
                     self.send_response(fault.status)
                     for name, value in fault.headers:
                         self.send_header(name, value)
@@ -830,7 +831,6 @@ class FaultProxy:
                     self.end_headers()
                     if method != "HEAD":
                         self.wfile.write(data)
-                    proxy._record(method, path, "status", fault.status)
                     return
                 if fault is not None and fault.kind == "hook" and fault.action is not None:
                     fault.action()
@@ -844,6 +844,7 @@ class FaultProxy:
                     payload = response.read()
                 except OSError as exc:
                     upstream.close()
+                    proxy._record(method, path, "bad_gateway", 502)
                     message = f"upstream unavailable: {exc}".encode()
                     self.send_response(502)
                     self.send_header("Content-Type", "text/plain")
@@ -851,7 +852,6 @@ class FaultProxy:
                     self.end_headers()
                     if method != "HEAD":
                         self.wfile.write(message)
-                    proxy._record(method, path, "bad_gateway", 502)
                     return
                 upstream.close()
                 self.send_response(response.status, response.reason)
@@ -860,20 +860,20 @@ class FaultProxy:
                         self.send_header(name, value)
                 length = response.getheader("Content-Length")
                 if method == "HEAD":
+                    proxy._record(method, path, "forwarded", response.status)
                     self.send_header("Content-Length", length or "0")
                     self.end_headers()
-                    proxy._record(method, path, "forwarded", response.status)
                     return
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 if fault is not None and fault.kind == "cut_response":
+                    proxy._record(method, path, "cut_response", response.status)
                     self.wfile.write(payload[: fault.after])
                     self.wfile.flush()
-                    proxy._record(method, path, "cut_response", response.status)
                     self._drop()
                     return
-                self.wfile.write(payload)
                 proxy._record(method, path, "forwarded", response.status)
+                self.wfile.write(payload)
 
             def do_GET(self) -> None:
                 self._handle()
