@@ -20,6 +20,7 @@ import hashlib
 import json
 import re
 import secrets
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -122,6 +123,52 @@ class _Storage:
             self.server.server_close()
 
 
+def _tls_context() -> ssl.SSLContext:
+    """A server context with a fresh self-signed certificate for 127.0.0.1."""
+    import datetime
+    import ipaddress
+    import tempfile
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with tempfile.TemporaryDirectory() as tmp:
+        cert_file = f"{tmp}/cert.pem"
+        key_file = f"{tmp}/key.pem"
+        with open(cert_file, "wb") as fh:
+            fh.write(cert.public_bytes(serialization.Encoding.PEM))
+        with open(key_file, "wb") as fh:
+            fh.write(
+                key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+            )
+        context.load_cert_chain(cert_file, key_file)
+    return context
+
+
 class FakeRegistry:
     """Start with ``with FakeRegistry(...) as registry:``; ``registry.host`` is
     ``127.0.0.1:PORT``."""
@@ -137,6 +184,7 @@ class FakeRegistry:
         send_digest: bool = True,
         token_lifetime: int = 300,
         www_authenticate: str | None = None,
+        tls: bool = False,
     ) -> None:
         self.auth = auth
         self.users = users or {}
@@ -146,6 +194,7 @@ class FakeRegistry:
         self.send_digest = send_digest
         self.token_lifetime = token_lifetime
         self.www_authenticate = www_authenticate
+        self.tls = tls
         self.blobs: dict[str, bytes] = {}
         self.repo_blobs: dict[str, set[str]] = {}
         self.manifests: dict[str, dict[str, tuple[bytes, str]]] = {}
@@ -215,6 +264,8 @@ class FakeRegistry:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        if self.tls:
+            self.server.socket = _tls_context().wrap_socket(self.server.socket, server_side=True)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 
@@ -338,7 +389,7 @@ class FakeRegistry:
             name, _, action = rest.rpartition(":")
             wanted = "pull,push" if action == "push" else action
             scope = f',scope="{kind}:{name}:{wanted}"'
-        realm = f"http://{self.host}/token"
+        realm = f"{'https' if self.tls else 'http'}://{self.host}/token"
         challenge = self.www_authenticate or f'Bearer realm="{realm}",service="fake"{scope}'
         self._reply_401(h, challenge)
         return False

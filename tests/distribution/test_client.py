@@ -513,3 +513,30 @@ def test_exports() -> None:
         "RawManifest",
         "RegistryClient",
     ]
+
+
+def test_insecure_tls_registry_is_spoken_to_without_verification() -> None:
+    with FakeRegistry(tls=True) as fake:
+        fake.put_blob("a/b", BLOB)
+        with make_client(fake, insecure=[fake.host]) as client:
+            assert client.base_url() == f"https://{fake.host}"
+            assert client.get_blob("a/b", BLOB_DIGEST) == BLOB
+
+
+def test_token_service_certificates_stay_verified() -> None:
+    with FakeRegistry(tls=True) as token_service:
+        realm = f'Bearer realm="https://{token_service.host}/token",service="x"'
+        with FakeRegistry(auth="bearer", www_authenticate=realm) as fake:
+            fake.put_blob("a/b", BLOB)
+            sleeps = Sleeps()
+            with (
+                make_client(fake, sleeps, insecure=[fake.host]) as client,
+                pytest.raises(RegistryError) as info,
+            ):
+                client.get_blob("a/b", BLOB_DIGEST)
+    assert str(info.value) == (
+        f"{fake.host}: the TLS certificate of {token_service.host} could not be verified"
+    )
+    assert info.value.hint is None
+    assert sleeps == []  # not retried
+    assert token_service.log == []

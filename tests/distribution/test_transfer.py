@@ -428,3 +428,23 @@ def test_pull_by_digest_verifies(registry: RegistryServer) -> None:
         same_image(pull(by_digest, client), image)
         with pytest.raises(RegistryError, match="MANIFEST_UNKNOWN"):
             pull(parse_reference(f"{registry.host}/a/b@sha256:{'1' * 64}"), client)
+
+
+def test_a_damaged_blob_in_the_layout_is_downloaded_again(
+    fake: FakeRegistry, tmp_path: Path
+) -> None:
+    image = make_image("x86_64")
+    ref = parse_reference(f"{fake.host}/a/b:1")
+    layer = image.manifest().layers[0].digest
+    layout = Layout.create(tmp_path / "layout")
+    with client_for(fake.host) as client:
+        push(image, ref, client)
+        pull(ref, client, layout=layout)
+        path = layout.blob_path(layer)
+        damaged = bytearray(path.read_bytes())
+        damaged[0] ^= 0xFF
+        path.write_bytes(bytes(damaged))
+        progress = Recorder()
+        again = pull(ref, client, layout=layout, progress=progress)
+    assert progress.outcomes()[layer] == "downloaded"
+    same_image(again, image)

@@ -239,16 +239,24 @@ class RegistryClient:
             if self._client is None:
                 import httpx
 
+                limits = httpx.Limits(
+                    max_connections=self._max_connections,
+                    max_keepalive_connections=self._max_connections,
+                )
+                mounts: dict[str, httpx.BaseTransport | None] = {}
+                if self.insecure and self._transport is None:
+                    # only the registry itself goes unverified: token services and storage
+                    # it redirects to keep their certificates checked
+                    mounts[f"https://{self.host}"] = httpx.HTTPTransport(
+                        verify=False, limits=limits
+                    )
                 self._client = httpx.Client(
                     transport=self._transport,
+                    mounts=mounts or None,
                     timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 15.0)),
                     headers={"User-Agent": self._user_agent},
                     follow_redirects=False,
-                    verify=not self.insecure,
-                    limits=httpx.Limits(
-                        max_connections=self._max_connections,
-                        max_keepalive_connections=self._max_connections,
-                    ),
+                    limits=limits,
                 )
             return self._client
 
@@ -349,6 +357,9 @@ class RegistryClient:
                 response = self._http().request(
                     method, url, params=params, headers=headers, data=data
                 )
+            except httpx.ConnectError as exc:
+                self._check_certificate(exc, url)
+                raise _Retryable(f"token service: {_network_reason(exc)}") from None
             except httpx.TransportError as exc:
                 raise _Retryable(f"token service: {_network_reason(exc)}") from None
             if response.status_code in RETRY_STATUSES or response.status_code >= 500:
@@ -413,6 +424,9 @@ class RegistryClient:
             request = client.build_request(method, current, headers=request_headers, content=body)
             try:
                 response = client.send(request, stream=True)
+            except httpx.ConnectError as exc:
+                self._check_certificate(exc, current)
+                raise _Retryable(_network_reason(exc)) from None
             except httpx.TransportError as exc:
                 raise _Retryable(_network_reason(exc)) from None
             status = response.status_code
@@ -453,6 +467,20 @@ class RegistryClient:
                     response.close()
                     raise _Retryable(_network_reason(exc)) from None
             return response
+
+    def _check_certificate(self, exc: Exception, url: str) -> None:
+        """A certificate that fails verification is not worth retrying: say so at once."""
+        if "CERTIFICATE_VERIFY_FAILED" not in str(exc):
+            return
+        host = urlsplit(url).netloc
+        hint = None
+        if host == urlsplit(self.base_url()).netloc:
+            hint = f"if you trust this registry, allow it with --insecure {self.registry}"
+        raise RegistryError(
+            f"{self.registry}: the TLS certificate of {host} could not be verified",
+            hint=hint,
+            registry=self.registry,
+        )
 
     def _request(
         self,

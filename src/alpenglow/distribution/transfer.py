@@ -18,6 +18,7 @@ never prints. Implementations must be thread-safe.
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import IO, Protocol, TypeVar
@@ -304,10 +305,17 @@ def _pull_blob(
 
 
 def _present(layout: Layout, desc: Descriptor) -> bool:
+    """Whether the layout already has the blob, whole and sound (it is hashed)."""
+    path = layout.blob_path(desc.digest)
+    algorithm = desc.digest.partition(":")[0]
     try:
-        return layout.blob_path(desc.digest).stat().st_size == desc.size
+        if path.stat().st_size != desc.size:
+            return False
+        with open(path, "rb") as fh:
+            actual = hashlib.file_digest(fh, algorithm).hexdigest()
     except OSError:
         return False
+    return f"{algorithm}:{actual}" == desc.digest
 
 
 def _store_stream(layout: Layout, digest: str, fh: IO[bytes]) -> int:
