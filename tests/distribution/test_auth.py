@@ -537,3 +537,34 @@ def test_exports() -> None:
         "save_login",
     }
     assert sorted(dir(auth_module)) == sorted(auth_module.__all__)
+
+
+@pytest.mark.parametrize("scheme", ["basic", "bearer"])
+def test_check_login(scheme: str) -> None:
+    with FakeRegistry(auth=scheme, users={"alice": SECRET}) as fake:
+        with client_for(fake, Credential("alice", SECRET)) as client:
+            client.check_login()
+        with client_for(fake, Credential("alice", "wrong")) as client:
+            with pytest.raises(RegistryError) as info:
+                client.check_login()
+            assert SECRET not in repr(client.auth)
+        with client_for(fake) as client, pytest.raises(RegistryError) as anonymous:
+            client.check_login()
+    if scheme == "basic":
+        assert str(info.value) == (
+            f"{fake.host}: login failed: the registry refused the credentials "
+            "(HTTP 401 UNAUTHORIZED)"
+        )
+    else:
+        assert str(info.value) == (
+            f"{fake.host}: the token service at {fake.host} refused the credentials: "
+            "HTTP 401 Unauthorized"
+        )
+        assert fake.token_requests[0]["scopes"] == []
+    assert str(anonymous.value) == f"{fake.host}: no credentials to log in with"
+    assert "wrong" not in str(info.value)
+
+
+def test_check_login_without_auth() -> None:
+    with FakeRegistry() as fake, client_for(fake, Credential("a", "b")) as client:
+        client.check_login()

@@ -448,3 +448,16 @@ def test_a_damaged_blob_in_the_layout_is_downloaded_again(
         again = pull(ref, client, layout=layout, progress=progress)
     assert progress.outcomes()[layer] == "downloaded"
     same_image(again, image)
+
+
+def test_check_login_on_docker_registry(
+    basic_registry: RegistryServer, token_registry: RegistryServer
+) -> None:
+    for server in (basic_registry, token_registry):
+        with client_for(server.host, credentials=Credential(USER, PASSWORD)) as client:
+            client.check_login()
+        with (
+            client_for(server.host, credentials=Credential(USER, "wrong")) as client,
+            pytest.raises(RegistryError, match="refused the credentials"),
+        ):
+            client.check_login()

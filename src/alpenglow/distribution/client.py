@@ -522,6 +522,28 @@ class RegistryClient:
         does); :class:`RegistryError` when the registry or its token service refuses them."""
         self._request("GET", "/v2/", "", "log in", frozenset())
 
+    def check_login(self) -> None:
+        """Check that the registry accepts the credentials, as ``docker login`` does:
+        ``GET /v2/``, answering its challenge (a ``Bearer`` challenge fetches a token with
+        no scope). Raises :class:`RegistryError` when they are refused. A registry that
+        asks for nothing accepts anyone."""
+        what = "log in"
+        if self.auth.credential is None:
+            raise RegistryError(
+                f"{self.registry}: no credentials to log in with", registry=self.registry
+            )
+        response = self._request("GET", "/v2/", "", what, frozenset(), expect=(200, 401))
+        if response.status_code == 401:
+            error = self._error(response, "", what)
+            raise RegistryError(
+                f"{self.registry}: login failed: the registry refused the credentials "
+                f"(HTTP 401{' ' + ', '.join(error.codes) if error.codes else ''})",
+                hint="check the user name and password or token",
+                registry=self.registry,
+                status=401,
+                codes=error.codes,
+            )
+
     def blob_exists(self, repository: str, digest: str) -> int | None:
         """The size of blob ``digest`` in ``repository``, or None if it is not there."""
         response = self._request(
