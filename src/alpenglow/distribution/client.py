@@ -518,11 +518,6 @@ class RegistryClient:
             raise RegistryError(f"{self.registry}: not a v2 registry ({version})")
 
     def check_login(self) -> None:
-        """Authenticate to ``/v2/`` with the client's credentials (as ``docker login``
-        does); :class:`RegistryError` when the registry or its token service refuses them."""
-        self._request("GET", "/v2/", "", "log in", frozenset())
-
-    def check_login(self) -> None:
         """Check that the registry accepts the credentials, as ``docker login`` does:
         ``GET /v2/``, answering its challenge (a ``Bearer`` challenge fetches a token with
         no scope). Raises :class:`RegistryError` when they are refused. A registry that
