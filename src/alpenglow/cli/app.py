@@ -91,6 +91,9 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "prune": ("container", "prune"),
     "container": ("container", "container"),
     "system": ("system", "system"),
+    "attach": ("attach", "attach"),
+    "exec": ("exec", "exec_command"),
+    "logs": ("logs", "logs"),
 }
 
 

@@ -36,14 +36,13 @@ import select
 import signal
 import socket
 import struct
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from alpenglow.errors import ContainerError, UsageError
-from alpenglow.runtime.console import raw_terminal, short_path, window_size, write_all
+from alpenglow.runtime.console import Signals, raw_terminal, short_path, window_size, write_all
 
 __all__ = [
     "ATTACH_SOCKET",
@@ -280,42 +279,6 @@ def connect(container_dir: Path, timeout: float = 10) -> Iterator[socket.socket]
         sock.close()
 
 
-class _Signals:
-    """Signals noted while a ``with`` block runs, waking a poll through a pipe."""
-
-    def __init__(self, numbers: tuple[int, ...]) -> None:
-        self.numbers = numbers if threading.current_thread() is threading.main_thread() else ()
-        self.pending: list[int] = []
-        self.read_fd, self._write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._previous: dict[int, Any] = {}
-        self._wakeup = -1
-
-    def _note(self, signum: int, _frame: object) -> None:
-        self.pending.append(signum)
-
-    def __enter__(self) -> _Signals:
-        if self.numbers:
-            self._wakeup = signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
-            for number in self.numbers:
-                self._previous[number] = signal.signal(number, self._note)
-        return self
-
-    def take(self) -> list[int]:
-        with contextlib.suppress(BlockingIOError):
-            while os.read(self.read_fd, 512):
-                pass
-        out, self.pending = self.pending, []
-        return out
-
-    def __exit__(self, *exc: object) -> None:
-        for number, action in self._previous.items():
-            signal.signal(number, action)
-        if self.numbers:
-            signal.set_wakeup_fd(self._wakeup)
-        os.close(self.read_fd)
-        os.close(self._write_fd)
-
-
 def attach(
     container_dir: Path,
     stdin: int | _HasFileno | None,
@@ -359,7 +322,7 @@ def attach(
             watched = (signal.SIGWINCH,)
         elif sig_proxy and not welcome.tty:
             watched = _PROXIED
-        with raw_terminal(in_fd if welcome.tty else None), _Signals(watched) as signals:
+        with raw_terminal(in_fd if welcome.tty else None), Signals(watched) as signals:
             return _pump(sock, reader, in_fd, out_fd, err_fd, detach_keys, close_stdin, signals)
 
 
@@ -385,7 +348,7 @@ def _pump(
     err_fd: int,
     detach_keys: bytes,
     close_stdin: bool,
-    signals: _Signals,
+    signals: Signals,
 ) -> int | None:
     sock.setblocking(True)
     sock.settimeout(None)

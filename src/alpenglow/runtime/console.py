@@ -23,16 +23,20 @@ import errno
 import fcntl
 import os
 import select
+import signal
 import socket
 import struct
 import termios
+import threading
 import time
 import tty
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "ConsoleSocket",
+    "Signals",
     "become_subreaper",
     "raw_terminal",
     "set_window_size",
@@ -179,3 +183,41 @@ def become_subreaper() -> None:
     if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(err)}")
+
+
+class Signals:
+    """The signals ``numbers`` noted while a ``with`` block runs (not acted upon): each
+    makes :attr:`read_fd` readable, to wake a poll, and :meth:`take` returns those that
+    came. Outside the main thread (where Python cannot handle signals) nothing is noted."""
+
+    def __init__(self, numbers: tuple[int, ...]) -> None:
+        self.numbers = numbers if threading.current_thread() is threading.main_thread() else ()
+        self.pending: list[int] = []
+        self.read_fd, self._write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._previous: dict[int, Any] = {}
+        self._wakeup = -1
+
+    def _note(self, signum: int, _frame: object) -> None:
+        self.pending.append(signum)
+
+    def __enter__(self) -> Signals:
+        if self.numbers:
+            self._wakeup = signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
+            for number in self.numbers:
+                self._previous[number] = signal.signal(number, self._note)
+        return self
+
+    def take(self) -> list[int]:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self.read_fd, 512):
+                pass
+        out, self.pending = self.pending, []
+        return out
+
+    def __exit__(self, *exc: object) -> None:
+        for number, action in self._previous.items():
+            signal.signal(number, action)
+        if self.numbers:
+            signal.set_wakeup_fd(self._wakeup)
+        os.close(self.read_fd)
+        os.close(self._write_fd)
