@@ -253,7 +253,7 @@ class RegistryClient:
                 self._client = httpx.Client(
                     transport=self._transport,
                     mounts=mounts or None,
-                    timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 15.0)),
+                    timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 15.0), pool=None),
                     headers={"User-Agent": self._user_agent},
                     follow_redirects=False,
                     limits=limits,
