@@ -527,15 +527,26 @@ def test_unknown_challenge_gives_up() -> None:
 
 
 def test_exports() -> None:
-    assert set(auth_module.__all__) >= {
+    assert sorted(auth_module.__all__) == [
         "Authenticator",
+        "ChainCredentials",
+        "Challenge",
+        "ConfigCredentials",
         "Credential",
         "CredentialSource",
+        "EnvironmentCredentials",
+        "IDENTITY_TOKEN_USER",
+        "Scope",
+        "alpenglow_auth_file",
         "default_credentials",
+        "docker_config_file",
+        "env_var_for",
         "parse_challenges",
         "remove_login",
+        "run_credential_helper",
         "save_login",
-    }
+        "scope_strings",
+    ]
     assert sorted(dir(auth_module)) == sorted(auth_module.__all__)
 
 
