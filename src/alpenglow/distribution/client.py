@@ -355,7 +355,12 @@ class RegistryClient:
 
             try:
                 response = self._http().request(
-                    method, url, params=params, headers=headers, data=data
+                    method,
+                    url,
+                    params=params,
+                    headers=headers,
+                    data=data,
+                    follow_redirects=True,  # httpx drops Authorization on leaving the host
                 )
             except httpx.ConnectError as exc:
                 self._check_certificate(exc, url)
