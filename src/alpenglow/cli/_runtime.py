@@ -154,15 +154,6 @@ def container_errors() -> Iterator[None]:
 
 def start_detached(engine: Engine, record: Container) -> None:
     """Hand ``record`` to a supervisor process that runs it in the background."""
-    from alpenglow.errors import ContainerError
+    from alpenglow.runtime.supervisor import supervise
 
-    try:
-        from alpenglow.runtime.supervisor import start_supervisor  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        engine.unmount(record)
-        raise ContainerError(
-            "detached containers need the supervisor (alpenglow.runtime.supervisor), "
-            "which this build lacks",
-            hint="run it in the foreground (without -d)",
-        ) from None
-    start_supervisor(engine.containers.paths(record.id).dir)
+    supervise(engine, record)

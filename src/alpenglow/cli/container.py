@@ -77,7 +77,6 @@ def start(attach: bool, interactive: bool, containers: tuple[str, ...]) -> None:
     def one(name: str) -> None:
         record = engine.containers.find(name)
         if engine.observe(record).status != "running":
-            engine.prepare_start(record)
             start_detached(engine, record)
         click.echo(name)
 
@@ -103,7 +102,6 @@ def restart(timeout: int | None, containers: tuple[str, ...]) -> None:
     def one(name: str) -> None:
         record = engine.containers.find(name)
         engine.stop(record, timeout)
-        engine.prepare_start(record)
         start_detached(engine, record)
         click.echo(name)
 
@@ -133,13 +131,17 @@ def prune(force: bool) -> None:
     from alpenglow.cli._runtime import make_engine
     from alpenglow.cli.images import human_size
 
-    if not force and not click.confirm(
-        "WARNING! This will remove all stopped containers and unused unpacked layers.\n"
-        "Are you sure you want to continue?",
-        default=False,
-        err=True,
-    ):
-        return
+    if not force:
+        click.echo(
+            "WARNING! This will remove all stopped containers and unused unpacked layers.\n"
+            "Are you sure you want to continue? [y/N] ",
+            nl=False,
+            err=True,
+        )
+        answer = sys.stdin.readline().strip().lower()
+        if answer not in ("y", "yes"):
+            click.echo("" if answer else "\nnot confirmed: nothing removed", err=True)
+            return
     result = make_engine(pull=False).prune()
     if result.containers:
         click.echo("Deleted Containers:")

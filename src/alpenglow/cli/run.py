@@ -244,7 +244,14 @@ def _run(argv: Sequence[str]) -> int:
         stop_timeout=args.stop_timeout,
     )
     if args.detach:
-        start_detached(engine, record)
+        from alpenglow.errors import ContainerError
+
+        try:
+            start_detached(engine, record)
+        except ContainerError:
+            if record.auto_remove:
+                engine.remove(record, force=True)
+            raise
         sys.stdout.write(record.id + "\n")
         return 0
     return engine.run_attached(record, stdin=args.interactive)

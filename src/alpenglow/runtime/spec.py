@@ -270,7 +270,8 @@ def resolve_user(spec: str, passwd: str | None, group: str | None) -> ProcessUse
     ``/etc/passwd`` and ``/etc/group`` texts (None when the image has no such file).
 
     A numeric uid need not exist (its group is then 0 and its home ``/``); a name must.
-    Additional groups are those of ``/etc/group`` listing the user as a member."""
+    Without an explicit group, the additional groups are those of ``/etc/group`` listing
+    the user as a member (runc's rule); with one, there are none."""
     user_part, _, group_part = (spec or "0").partition(":")
     users = _entries(passwd)
     entry: list[str] | None = None
@@ -306,7 +307,7 @@ def resolve_user(spec: str, passwd: str | None, group: str | None) -> ProcessUse
                     f"unable to find group {group_part}: no matching entries in group file"
                 )
     additional: list[int] = []
-    if name:
+    if name and not group_part:
         for fields in groups:
             if len(fields) >= 4 and fields[2].isdigit() and name in fields[3].split(","):
                 number = int(fields[2])
