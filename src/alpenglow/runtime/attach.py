@@ -314,7 +314,7 @@ def attach(
         reader = FrameReader()
         try:
             sock.sendall(encode(HELLO, json.dumps(hello).encode()))
-            welcome = _welcome(sock, reader)
+            welcome, early = _welcome(sock, reader)
         except (OSError, ValueError) as exc:
             raise ContainerError(f"the container's supervisor did not answer: {exc}") from None
         watched: tuple[int, ...] = ()
@@ -323,10 +323,13 @@ def attach(
         elif sig_proxy and not welcome.tty:
             watched = _PROXIED
         with raw_terminal(in_fd if welcome.tty else None), Signals(watched) as signals:
-            return _pump(sock, reader, in_fd, out_fd, err_fd, detach_keys, close_stdin, signals)
+            return _pump(
+                sock, reader, early, in_fd, out_fd, err_fd, detach_keys, close_stdin, signals
+            )
 
 
-def _welcome(sock: socket.socket, reader: FrameReader) -> Welcome:
+def _welcome(sock: socket.socket, reader: FrameReader) -> tuple[Welcome, list[tuple[int, bytes]]]:
+    """The WELCOME frame, and the frames that came with it."""
     while True:
         data = sock.recv(65536)
         if not data:
@@ -334,15 +337,16 @@ def _welcome(sock: socket.socket, reader: FrameReader) -> Welcome:
         frames = reader.feed(data)
         if frames:
             kind, payload = frames[0]
-            if kind != WELCOME or len(frames) > 1:
+            if kind != WELCOME:
                 raise ValueError(f"unexpected frame {kind!r}")
             obj = json.loads(payload)
-            return Welcome(tty=bool(obj.get("tty")), stdin=bool(obj.get("stdin")))
+            return Welcome(tty=bool(obj.get("tty")), stdin=bool(obj.get("stdin"))), frames[1:]
 
 
 def _pump(
     sock: socket.socket,
     reader: FrameReader,
+    early: list[tuple[int, bytes]],
     in_fd: int | None,
     out_fd: int,
     err_fd: int,
@@ -354,6 +358,9 @@ def _pump(
     sock.settimeout(None)
     matcher = DetachMatcher(detach_keys)
     reading_input = in_fd is not None
+    ended, code = _show(early, out_fd, err_fd)
+    if ended:
+        return code
     while True:
         poller = select.poll()
         poller.register(sock.fileno(), select.POLLIN)
@@ -401,15 +408,23 @@ def _pump(
                 frames = reader.feed(data)
             except ValueError as exc:
                 raise ContainerError(f"the container's supervisor sent garbage: {exc}") from None
-            for kind, payload in frames:
-                if kind == STDOUT:
-                    write_all(out_fd, payload)
-                elif kind == STDERR:
-                    write_all(err_fd, payload)
-                elif kind == EXIT:
-                    code = json.loads(payload).get("exit_code")
-                    # the supervisor always knows it (it waited for the process)
-                    return 255 if code is None else int(code)
+            ended, code = _show(frames, out_fd, err_fd)
+            if ended:
+                return code
+
+
+def _show(frames: list[tuple[int, bytes]], out_fd: int, err_fd: int) -> tuple[bool, int]:
+    """Write output frames out; at EXIT, True and the exit status."""
+    for kind, payload in frames:
+        if kind == STDOUT:
+            write_all(out_fd, payload)
+        elif kind == STDERR:
+            write_all(err_fd, payload)
+        elif kind == EXIT:
+            code = json.loads(payload).get("exit_code")
+            # the supervisor always knows it (it waited for the process)
+            return True, 255 if code is None else int(code)
+    return False, 0
 
 
 def _resize_frame(in_fd: int | None) -> bytes:

@@ -12,7 +12,10 @@ subreaper, is then the exec'd process's parent: it copies between its own stdio 
 pty (its terminal in raw mode meanwhile, its window size passed on), and waits for the
 process's exit status. Either way a process that cannot be started raises
 :class:`~alpenglow.errors.ContainerError` with the runtime's message and Docker's status
-(127 not found, 126 not runnable).
+(127 not found, 126 not runnable); the command is looked for in the container's root
+first, as the runtime would, so that this is the common case. (Should the runtime still
+fail to start a process without a terminal, its message is on stderr, where the runtime
+writes it, and the status is returned.)
 """
 
 from __future__ import annotations
@@ -107,15 +110,17 @@ def exec_process(
     return process
 
 
-def _user_of(
-    config: Mapping[str, Any], bundle: Path, spec: str
-) -> tuple[int, int, tuple[int, ...]]:
+def _root_of(config: Mapping[str, Any], bundle: Path) -> Path:
+    root = config.get("root")
+    path = str(root.get("path", "rootfs")) if isinstance(root, dict) else "rootfs"
+    return Path(path) if path.startswith("/") else bundle / path
+
+
+def _user_of(root: Path, spec: str) -> tuple[int, int, tuple[int, ...]]:
     """``NAME|UID[:GROUP|GID]`` looked up in the container's root."""
     from alpenglow.runtime.engine import _read_in_root
     from alpenglow.runtime.spec import resolve_user
 
-    root_path = str(config.get("root", {}).get("path", "rootfs"))
-    root = Path(root_path) if root_path.startswith("/") else bundle / root_path
     found = resolve_user(
         spec, _read_in_root(root, "/etc/passwd"), _read_in_root(root, "/etc/group")
     )
@@ -172,13 +177,18 @@ def exec_in(
         config = json.loads((bundle / "config.json").read_text())
     except (OSError, ValueError) as exc:
         raise ContainerError(f"{bundle / 'config.json'}: cannot read: {exc}") from None
-    resolved = _user_of(config, bundle, user) if user else None
+    root = _root_of(config, bundle)
+    resolved = _user_of(root, user) if user else None
     size = window_size(stdin) if tty else None
     if tty and size is None:
         size = window_size(stdout)
     process = exec_process(
         config, args, tty=tty, env=env, user=resolved, workdir=workdir, size=size
     )
+    # runc would say the same, but on the process's own stderr, and then its status 255
+    from alpenglow.runtime.engine import _find_executable
+
+    _find_executable(root, process["args"][0], process["env"], str(process.get("cwd", "/")))
     with _scratch(container_dir, ".json") as spec_path, _scratch(container_dir, ".log") as log:
         spec_path.write_text(json.dumps(process))
         if tty:
@@ -199,10 +209,9 @@ def exec_in(
             children.append(child.pid)
             returncode = child.wait()
         code = 128 - returncode if returncode < 0 else returncode
-        if code == 255:
-            failure = _failure(log, "")
-            if log.exists() and log.stat().st_size and "exec failed" in failure.message:
-                raise failure
+        if code == 255 and "exec failed" in _failure(log, "").message:
+            # the runtime could not start it, and said why on stderr (the process's too)
+            return _failure(log, "").exit_status
         return code
 
 

@@ -197,7 +197,8 @@ def start_supervisor(
     removed meanwhile": the container is killed) and after it ended and was deleted from the
     runtime. A container that cannot be created or started raises
     :class:`~alpenglow.errors.ContainerError` with the runtime's message and Docker's exit
-    status (127 command not found, 126 not runnable, 125 other); ``on_exit`` has run then."""
+    status (127 command not found, 126 not runnable, 125 other); ``on_exit`` has run
+    then, and the supervisor has ended."""
     container_dir = Path(container_dir).absolute()
     spec = _Spec(
         container_dir=container_dir,
@@ -377,6 +378,7 @@ class _Supervisor:
         self.spec = spec
         self.dir = spec.container_dir
         self.report_fd = report_fd
+        self.reported = False
         self.on_started = on_started
         self.on_exit = on_exit
         self.lock_fd = -1
@@ -398,19 +400,23 @@ class _Supervisor:
 
     # -- the report to start_supervisor ---------------------------------------------------
 
-    def report(self, **reply: object) -> None:
-        if self.report_fd < 0:
+    def report(self, *, last: bool = False, **reply: object) -> None:
+        """Tell :func:`start_supervisor` how the start went (once). With ``last`` the pipe
+        stays open until this process ends, so that the caller waits for that."""
+        if self.reported:
             return
+        self.reported = True
         with contextlib.suppress(OSError):
             os.write(self.report_fd, json.dumps(reply).encode())
-        os.close(self.report_fd)
-        self.report_fd = -1
+        if not last:
+            os.close(self.report_fd)
+            self.report_fd = -1
 
     # -- life ------------------------------------------------------------------------------
 
     def run(self) -> None:
         if not self.take_lock():
-            self.report(error="the container already has a supervisor", exit_status=1)
+            self.report(error="the container already has a supervisor", exit_status=1, last=True)
             return
         try:
             self.prepare()
@@ -840,7 +846,7 @@ class _Supervisor:
         self.close_listener()
         self.call_exit_hook()
         if self.failed:
-            self.report(error=self.error, exit_status=self.exit_code)
+            self.report(error=self.error, exit_status=self.exit_code, last=True)
         frame = proto.encode(
             proto.EXIT, json.dumps({"exit_code": self.exit_code, "error": self.error}).encode()
         )
@@ -864,7 +870,7 @@ class _Supervisor:
         self.listener = None
 
     def close_everything(self) -> None:
-        self.report(error="the supervisor failed (see supervisor.log)", exit_status=125)
+        self.report(error="the supervisor failed (see supervisor.log)", exit_status=125, last=True)
         for fd in list(self.clients):
             self.drop(fd)
         self.close_listener()
@@ -883,3 +889,8 @@ class _Supervisor:
         with contextlib.suppress(ChildProcessError):
             while os.waitpid(-1, os.WNOHANG)[0] > 0:
                 pass
+        # free the lock before the report pipe closes (at exit): a caller told of a failure
+        # finds this supervisor gone
+        if self.lock_fd >= 0:
+            os.close(self.lock_fd)
+            self.lock_fd = -1
