@@ -179,11 +179,11 @@ def tag(source: str, target: str, insecure: tuple[str, ...]) -> None:
 @click.argument("reference", metavar="REPOSITORY")
 @insecure_option
 def ls(reference: str, insecure: tuple[str, ...]) -> None:
-    """List the tags of a repository in a registry."""
+    """List the tags of a repository in a registry, sorted."""
     ref = registry_reference(reference, default_tag="")
     with client_for(ref, insecure) as client:
         tags = client.list_tags(ref.repository)
-    for name in tags:
+    for name in sorted(tags):  # registries disagree on the order; the spec says lexical
         click.echo(name)
 
 
