@@ -45,7 +45,8 @@ class Rule:
     ``status``: answer with it (and ``headers``, and a JSON ``errors`` body with ``code``).
     ``drop``: close the connection without answering, after taking ``keep`` bytes of an
     upload chunk into the upload. ``cut``: send only the first ``cut`` bytes of a blob.
-    ``corrupt``: serve the blob with its last byte flipped.
+    ``corrupt``: serve the blob with its last byte flipped. ``lose_answer``: do what was
+    asked, then close the connection instead of answering.
     """
 
     method: str | None = None
@@ -58,6 +59,7 @@ class Rule:
     keep: int = 0
     cut: int | None = None
     corrupt: bool = False
+    lose_answer: bool = False
     hits: int = 0
 
     def matches(self, method: str, path: str) -> bool:
@@ -310,6 +312,8 @@ class FakeRegistry:
             return
         if not self._authorized(h, path, method):
             return
+        if rule is not None and rule.lose_answer:
+            h.lose_answer = True  # type: ignore[attr-defined]
         self._route(h, method, path, query, rule)
 
     def _drain(self, h: BaseHTTPRequestHandler) -> bytes:
@@ -325,6 +329,10 @@ class FakeRegistry:
         raw: bytes | None = None,
     ) -> None:
         data = raw if raw is not None else (json.dumps(body).encode() if body else b"")
+        if getattr(h, "lose_answer", False):
+            h.close_connection = True
+            h.connection.shutdown(2)
+            return
         h.send_response(status)
         for key, value in (headers or {}).items():
             h.send_header(key, value)

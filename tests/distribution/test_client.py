@@ -184,6 +184,14 @@ def test_dropped_monolithic_upload_starts_over(fake: FakeRegistry) -> None:
     assert [r.method for r in fake.requests(path="uploads")] == ["POST", "PUT", "POST", "PUT"]
 
 
+def test_a_lost_answer_to_an_upload_is_not_uploaded_again(fake: FakeRegistry) -> None:
+    fake.add_rule(Rule("PUT", "/blobs/uploads/", lose_answer=True, times=1))
+    with make_client(fake) as client:
+        assert client.upload_blob("a/b", BLOB, BLOB_DIGEST) == "uploaded"
+    assert fake.blobs[BLOB_DIGEST] == BLOB
+    assert [r.method for r in fake.requests(path="/blobs/")] == ["POST", "PUT", "HEAD"]
+
+
 def test_upload_gives_up(fake: FakeRegistry) -> None:
     fake.add_rule(Rule("PUT", "/blobs/uploads/", drop=True, times=100))
     sleeps = Sleeps()

@@ -128,10 +128,11 @@ class _Retryable(Exception):
 class _SessionLost(Exception):
     """An upload session is gone (or broken); the upload must start over."""
 
-    def __init__(self, reason: str, status: int | None = None) -> None:
+    def __init__(self, reason: str, status: int | None = None, wait: float | None = None):
         super().__init__(reason)
         self.reason = reason
         self.status = status
+        self.wait = wait
 
 
 def _pull(repository: str) -> frozenset[Scope]:
@@ -941,7 +942,9 @@ class RegistryClient:
             except _SessionLost as lost:
                 last = lost
                 if number < tries:
-                    self._backoff(number, None)
+                    self._backoff(number, lost.wait)
+                    if self._arrived(repository, digest, size):
+                        return "uploaded"  # only the answer was lost
         assert last is not None
         after = f" (after {tries} attempts)" if tries > 1 else ""
         raise RegistryError(
@@ -950,6 +953,13 @@ class RegistryClient:
             repository=repository,
             status=last.status,
         )
+
+    def _arrived(self, repository: str, digest: str, size: int) -> bool:
+        """Whether the registry has the blob after all (best effort)."""
+        try:
+            return self.blob_exists(repository, digest) == size
+        except RegistryError:
+            return False
 
     def _put_whole(
         self,
@@ -986,7 +996,7 @@ class RegistryClient:
         try:
             return self._send_once(method, url, _push(repository), headers=headers, content=content)
         except _Retryable as failure:
-            raise _SessionLost(failure.reason, failure.status) from None
+            raise _SessionLost(failure.reason, failure.status, failure.wait) from None
 
     def _fail_upload(self, response: httpx.Response, repository: str, what: str) -> None:
         error = self._error(response, repository, what)
