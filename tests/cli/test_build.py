@@ -538,3 +538,30 @@ def tar_text(layer: bytes, name: str) -> str:
         fh = tar.extractfile(name)
         assert fh is not None
         return fh.read().decode()
+
+
+def test_base_image_pulled_from_a_registry(
+    realistic_repo: RealisticRepo, alpine_mirror: Mirror, env: dict[str, str], tmp_path: Path
+) -> None:
+    from tests.support.registry import registry_problem, running_registry
+
+    problem = registry_problem()
+    if problem is not None:
+        pytest.skip(problem)
+    base_config = write_config(tmp_path / "rbase.yaml", realistic_repo, alpine_mirror, ["x86_64"])
+    layout = tmp_path / "rbase"
+    run("build", str(base_config), "--output", f"oci:{layout}:1", env=env)
+    with running_registry(tmp_path / "registry") as server:
+        remote = f"{server.host}/team/rbase:1"
+        run("push", f"oci:{layout}:1", remote, env=env)
+        top = tmp_path / "ontop.yaml"
+        top.write_text(f"base: {remote}\ncmd: /bin/true\n")
+        out = tmp_path / "ontop"
+        run("build", str(top), "--output", f"oci:{out}:x", env=env)
+    _, manifest = amd64_manifest_any(out)
+    pushed = json.loads((layout / "index.json").read_bytes())["manifests"][0]["digest"]
+    base_index = json.loads(blob(layout, pushed))
+    base_manifest = json.loads(blob(layout, base_index["manifests"][0]["digest"]))
+    assert manifest["layers"][0] == base_manifest["layers"][0]  # reused as pulled
+    assert len(manifest["layers"]) == 2
+    assert f"{server.host}/team/rbase" in run("images", env=env).stdout  # kept, as docker does

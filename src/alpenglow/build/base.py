@@ -10,7 +10,7 @@ layers as they are and adds one layer with the difference.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from alpenglow.build.builder import BaseImage, BuildError
 from alpenglow.oci.image import (
@@ -66,13 +66,44 @@ def base_for(bundle: ImageBundle, arch: str, reference: str) -> BaseImage:
     return BaseImage(tree=tree, config=config, layers=tuple(layers), blobs=blobs)
 
 
-def load_bases(config: BuildConfig, archs: Sequence[str]) -> dict[str, BaseImage]:
-    """Each architecture's base image for ``config.base``."""
-    from alpenglow.oci.store import ImageStore
-    from alpenglow.oci.transport import read_image
-
-    reference = config.base or ""
+def load_bases(
+    config: BuildConfig, archs: Sequence[str], *, insecure: Sequence[str] = ()
+) -> dict[str, BaseImage]:
+    """Each architecture's base image for ``config.base``: a store name, a transport
+    reference, or a registry reference. A name the store does not have is pulled from its
+    registry (``docker://`` forces the registry) and kept in the store, as ``docker build``
+    does with ``FROM``."""
     import os
 
-    bundle = read_image(reference, store=ImageStore.from_environment(os.environ))
+    from alpenglow.errors import ImageNotFound
+    from alpenglow.oci.store import ImageStore
+    from alpenglow.oci.transport import parse_reference, read_image
+
+    reference = config.base or ""
+    store = ImageStore.from_environment(os.environ)
+    if reference.startswith("docker://"):
+        bundle = _pull(reference, store, insecure)
+    else:
+        try:
+            bundle = read_image(reference, store=store)
+        except ImageNotFound:
+            if parse_reference(reference).transport != "store":
+                raise
+            bundle = _pull(reference, store, insecure)
     return {arch: base_for(bundle, arch, reference) for arch in archs}
+
+
+def _pull(reference: str, store: Any, insecure: Sequence[str]) -> ImageBundle:
+    import os
+
+    from alpenglow.distribution.auth import default_credentials
+    from alpenglow.distribution.client import RegistryClient
+    from alpenglow.distribution.reference import parse_reference
+    from alpenglow.distribution.transfer import pull
+
+    ref = parse_reference(reference)
+    credentials = default_credentials(os.environ)
+    with RegistryClient(ref, credentials=credentials, insecure=tuple(insecure)) as client:
+        bundle = pull(ref, client)
+    store.add(bundle, [ref.familiar])
+    return bundle

@@ -39,6 +39,7 @@ def _run_build(
     lockfile: Path | None,
     jobs: int | None,
     image_name: str,
+    insecure: Sequence[str] = (),
 ) -> BuildResult:
     from alpenglow.build.builder import default_cache_dir, source_date_epoch
     from alpenglow.build.lock import parse_lock
@@ -57,7 +58,7 @@ def _run_build(
     if config.base:
         from alpenglow.build.base import load_bases
 
-        bases = load_bases(config, archs)
+        bases = load_bases(config, archs, insecure=insecure)
     started = time.monotonic()
 
     def build(on_done: Callable[[str], None]) -> BuildResult:
@@ -114,6 +115,12 @@ def _tags(config: BuildConfig, tags: Sequence[str]) -> list[str]:
 @click.option("--lockfile", type=click.Path(path_type=Path), help="install exactly what it lists")
 @click.option("--sbom-dir", type=click.Path(path_type=Path), help="where to write the SBOM files")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), help="architectures built at once")
+@click.option(
+    "--insecure",
+    multiple=True,
+    metavar="HOST",
+    help="plain HTTP or unverified TLS for this registry (the base image's)",
+)
 def build(
     config_path: Path,
     tags: tuple[str, ...],
@@ -122,6 +129,7 @@ def build(
     lockfile: Path | None,
     sbom_dir: Path | None,
     jobs: int | None,
+    insecure: tuple[str, ...],
 ) -> None:
     """Build a multi-architecture OCI image from an apko-style YAML file."""
     from alpenglow.build.config import load_config
@@ -134,7 +142,7 @@ def build(
     names = _tags(config, tags)
     if output:
         parse_reference(output)  # a bad --output fails before the build
-    result = _run_build(config, arches, lockfile, jobs, names[0])
+    result = _run_build(config, arches, lockfile, jobs, names[0], insecure)
     if output:
         for written in write_output(result, output, names):
             _say(f"wrote {written}")
