@@ -19,9 +19,6 @@ says whether a binary's header can run here (natively or through a matching hand
 from __future__ import annotations
 
 import os
-import platform as host_platform
-import shutil
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,7 +122,7 @@ def elf_machine(header: bytes) -> int | None:
 
 def native_machines() -> tuple[int, ...]:
     """The ELF machines this host runs without an emulator."""
-    return _MACHINES.get(host_platform.machine(), ())
+    return _MACHINES.get(os.uname().machine, ())
 
 
 def entries(root: Path = BINFMT) -> list[BinfmtEntry]:
@@ -192,7 +189,7 @@ def check_runnable(
     name = qemu_name(platform) or "ARCH"
     if handler is None:
         raise ContainerError(
-            f"{what}: cannot run a {platform} binary on this {host_platform.machine()} "
+            f"{what}: cannot run a {platform} binary on this {os.uname().machine} "
             "machine: no binfmt_misc handler (emulator) is registered for it",
             hint=f"install qemu-user-static (qemu-{name}-static) and run "
             "`alpenglow system binfmt` as root",
@@ -210,6 +207,8 @@ def check_runnable(
 
 def emulator_for(name: str) -> Path | None:
     """The qemu-user-static emulator for qemu's architecture ``name``, when installed."""
+    import shutil
+
     found = shutil.which(f"qemu-{name}-static")
     if found is None and os.access(f"/usr/bin/qemu-{name}-static", os.X_OK):
         found = f"/usr/bin/qemu-{name}-static"
@@ -238,6 +237,8 @@ def _rule(name: str) -> tuple[str, str]:
 def _mount(root: Path) -> None:
     if (root / "register").exists():
         return
+    import subprocess
+
     done = subprocess.run(
         ["mount", "-t", "binfmt_misc", "binfmt_misc", str(root)],
         capture_output=True,

@@ -30,13 +30,9 @@ import errno
 import fcntl
 import json
 import os
-import re
-import secrets
-import shutil
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +66,14 @@ CREATED = "created"
 RUNNING = "running"
 EXITED = "exited"
 _STATUSES = (CREATED, RUNNING, EXITED)
-_ID_RE = re.compile(r"[0-9a-f]{64}")
-_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}")
+_HEX = frozenset("0123456789abcdef")
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_NAME_CHARS = _ALNUM | frozenset("_.-")
 _TMP = ".tmp-"
+
+
+def _is_id(text: str) -> bool:
+    return len(text) == 64 and _HEX.issuperset(text)
 
 
 def default_runtime_dir(environ: Mapping[str, str]) -> Path:
@@ -98,21 +99,26 @@ def now() -> str:
 
 
 def format_time(seconds: float) -> str:
-    stamp = datetime.fromtimestamp(seconds, UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    whole = int(seconds)
+    micros = round((seconds - whole) * 1_000_000)
+    if micros == 1_000_000:
+        whole, micros = whole + 1, 0
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{micros:06d}Z"
 
 
 def parse_time(text: str) -> float:
     """Seconds since the epoch of an RFC 3339 time; 0.0 for an empty string."""
     if not text:
         return 0.0
+    from datetime import datetime
+
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def new_id() -> str:
     """A random 64-hex container id whose 12-digit short form is not all digits."""
     while True:
-        candidate = secrets.token_hex(32)
+        candidate = os.urandom(32).hex()
         if not candidate[:12].isdigit():
             return candidate
 
@@ -190,12 +196,13 @@ _NOUNS = [
 
 def random_name() -> str:
     """A Docker-style name: ``adjective_noun`` (a digit is appended by the store on a clash)."""
-    return f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}"
+    pick = int.from_bytes(os.urandom(8), "big")
+    return f"{_ADJECTIVES[pick % len(_ADJECTIVES)]}_{_NOUNS[(pick >> 32) % len(_NOUNS)]}"
 
 
 def valid_name(name: str) -> bool:
     """Docker's rule for container names: ``[a-zA-Z0-9][a-zA-Z0-9_.-]*``, at most 128."""
-    return _NAME_RE.fullmatch(name) is not None
+    return 0 < len(name) <= 128 and name[0] in _ALNUM and _NAME_CHARS.issuperset(name)
 
 
 def process_start_time(pid: int) -> int | None:
@@ -279,7 +286,7 @@ class Container:
             record = cls(**values)
         except TypeError as exc:
             raise FormatError(f"{source}: not a container record ({exc})") from None
-        if not _ID_RE.fullmatch(str(record.id)):
+        if not _is_id(str(record.id)):
             raise FormatError(f"{source}: bad container id {record.id!r}")
         return record
 
@@ -423,6 +430,20 @@ class ContainerPaths:
         return self.dir / "init.pid"
 
 
+def _rmtree(path: Path) -> None:
+    """Remove the directory ``path`` and all it holds; symbolic links are removed, never
+    followed (``os.fwalk`` works on directory descriptors)."""
+    for _root, dirs, files, rootfd in os.fwalk(path, topdown=False, follow_symlinks=False):
+        for name in files:
+            os.unlink(name, dir_fd=rootfd)
+        for name in dirs:
+            try:
+                os.rmdir(name, dir_fd=rootfd)
+            except NotADirectoryError:  # a symbolic link to a directory
+                os.unlink(name, dir_fd=rootfd)
+    os.rmdir(path)
+
+
 def _write_json(path: Path, obj: Any) -> None:
     """Write ``obj`` as JSON to ``path`` atomically (temporary file in the same directory)."""
     data = json.dumps(obj, indent=2, sort_keys=True).encode() + b"\n"
@@ -509,7 +530,7 @@ class ContainerStore:
     # -- paths -----------------------------------------------------------------------------
 
     def paths(self, container_id: str) -> ContainerPaths:
-        if not _ID_RE.fullmatch(container_id):
+        if not _is_id(container_id):
             raise ValueError(f"bad container id {container_id!r}")
         return ContainerPaths(self.path / container_id)
 
@@ -544,14 +565,14 @@ class ContainerStore:
         for i in range(2, 10_000):
             if f"{name}{i}" not in taken:
                 return f"{name}{i}"
-        return f"{name}_{secrets.token_hex(3)}"
+        return f"{name}_{os.urandom(3).hex()}"
 
     def delete(self, container_id: str) -> None:
         """Remove the container's directory (nothing may still be mounted in it)."""
         paths = self.paths(container_id)
         for attempt in range(5):
             try:
-                shutil.rmtree(paths.dir)
+                _rmtree(paths.dir)
                 return
             except FileNotFoundError:
                 return
@@ -571,7 +592,7 @@ class ContainerStore:
             names = os.listdir(self.path)
         except FileNotFoundError:
             return []
-        return [n for n in names if _ID_RE.fullmatch(n)]
+        return [n for n in names if _is_id(n)]
 
     def _records(self) -> list[Container]:
         out = []
@@ -603,7 +624,7 @@ class ContainerStore:
         for record in records:
             if record.name == query:
                 return record
-        if re.fullmatch(r"[0-9a-f]+", query):
+        if _HEX.issuperset(query):
             matches = [r for r in records if r.id.startswith(query)]
             if len(matches) == 1:
                 return matches[0]

@@ -23,7 +23,6 @@ import json
 import os
 import signal
 import stat
-import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -576,14 +575,7 @@ class Engine:
         code: int | None = None
         error = ""
         try:
-            with _forwarding() as forward:
-                try:
-                    proc = subprocess.Popen(argv, stdin=None if stdin else subprocess.DEVNULL)
-                except OSError as exc:
-                    raise ContainerError(f"{oci.binary}: cannot run: {exc.strerror}") from None
-                forward.append(proc)
-                returncode = proc.wait()
-            code = 128 - returncode if returncode < 0 else returncode
+            code = _run_forwarding(argv, stdin=stdin)
             if code != 0:
                 error = self.runtime_error(paths, started)
         finally:
@@ -799,30 +791,44 @@ class Engine:
         }
 
 
-@contextlib.contextmanager
-def _forwarding() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Pass the usual termination signals on to the child put in the yielded list; SIGINT
-    is ignored while a terminal delivers it to the child as well (same process group), and
-    passed on otherwise."""
-    children: list[subprocess.Popen[bytes]] = []
+def _run_forwarding(argv: list[str], *, stdin: bool) -> int:
+    """Run ``argv`` with this process's stdio (stdin: ``/dev/null`` unless ``stdin``) and
+    return its exit status (128 + N when signal N killed it). The usual termination signals
+    are passed on to it; SIGINT is ignored here while a terminal delivers it to the child as
+    well (same process group), and passed on otherwise."""
+    child = 0
 
     def forward(signum: int, _frame: object) -> None:
-        for child in children:
+        if child:
             with contextlib.suppress(OSError):
-                child.send_signal(signum)
+                os.kill(child, signum)
 
     terminal_sends_sigint = False
     with contextlib.suppress(OSError):
         terminal_sends_sigint = os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp()
     previous: dict[int, Any] = {}
-    handled: tuple[int, ...] = (*_FORWARDED, signal.SIGINT)
-    for signum in handled:
+    signum: int
+    for signum in (*_FORWARDED, signal.SIGINT):
         action: Any = forward
         if signum == signal.SIGINT and terminal_sends_sigint:
             action = signal.SIG_IGN
         previous[signum] = signal.signal(signum, action)
     try:
-        yield children
+        actions = [] if stdin else [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)]
+        try:
+            child = os.posix_spawn(
+                argv[0],
+                argv,
+                os.environ,
+                file_actions=actions,
+                setsigdef=(*_FORWARDED, signal.SIGINT, signal.SIGPIPE),
+            )
+        except OSError as exc:
+            raise ContainerError(f"{argv[0]}: cannot run: {exc.strerror}") from None
+        _, status = os.waitpid(child, 0)
+        if os.WIFSIGNALED(status):
+            return 128 + os.WTERMSIG(status)
+        return os.waitstatus_to_exitcode(status)
     finally:
         for signum, action in previous.items():
             signal.signal(signum, action)

@@ -16,9 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,6 +154,8 @@ class OciRuntime:
         return self.argv(*args, container_id, log=log)
 
     def _call(self, *args: str, timeout: float = 60) -> str:
+        import subprocess
+
         try:
             done = subprocess.run(
                 self.argv(*args),
@@ -227,12 +226,14 @@ class OciRuntime:
 
 
 def _which(name: str, environ: Mapping[str, str]) -> str | None:
-    found = shutil.which(name, path=environ.get("PATH"))
-    if found:
-        return found
-    for directory in _CANDIDATE_DIRS:
+    """``name`` on ``$PATH``, else in the usual system directories (Debian puts runc in
+    /usr/sbin, not always on a user's PATH)."""
+    path = environ.get("PATH", "")
+    for directory in (*path.split(":"), *_CANDIDATE_DIRS):
+        if not directory:
+            continue
         candidate = os.path.join(directory, name)
-        if os.access(candidate, os.X_OK):
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
     return None
 
@@ -245,6 +246,10 @@ def _identity(binary: str) -> str:
 def _trial(binary: str, work: Path) -> str | None:
     """None when ``binary`` runs a trivial container (the host's root, read only, running
     ``true``); else why not."""
+    import shutil
+    import subprocess
+    import tempfile
+
     true = shutil.which("true") or "/bin/true"
     bundle = Path(tempfile.mkdtemp(prefix="trial-", dir=work))
     try:

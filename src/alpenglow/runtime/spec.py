@@ -19,7 +19,6 @@ ProcessUser(uid=1000, gid=1000, additional_gids=(10,), home='/home/app', name='a
 
 from __future__ import annotations
 
-import re
 import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -107,7 +106,11 @@ _ALLOWED_DEVICES = (
 )
 
 NETWORKS = ("host", "none")
-_ENV_NAME = re.compile(r"[^=\s]+")
+_SPACE = frozenset(" \t\n\r\v\f")
+
+
+def _env_name(key: str) -> bool:
+    return bool(key) and "=" not in key and _SPACE.isdisjoint(key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +206,7 @@ def parse_env(items: Sequence[str], environ: Mapping[str, str]) -> tuple[str, ..
     out = []
     for item in items:
         key, sep, _ = item.partition("=")
-        if not key or not _ENV_NAME.fullmatch(key):
+        if not _env_name(key):
             raise UsageError(f"invalid environment variable {item!r}")
         if sep:
             out.append(item)
@@ -221,7 +224,7 @@ def parse_env_file(text: str, source: str, environ: Mapping[str, str]) -> tuple[
         if not line or line.startswith("#"):
             continue
         key = line.partition("=")[0]
-        if not key or not _ENV_NAME.fullmatch(key):
+        if not _env_name(key):
             raise UsageError(f"{source}:{number}: invalid environment variable {raw!r}")
         items.append(line if "=" in line else line.rstrip())
     return parse_env(items, environ)

@@ -25,19 +25,16 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import gzip
-import hashlib
 import io
 import os
-import shutil
 import stat
-import subprocess
-import tarfile
-import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    import tarfile
 
 from alpenglow.errors import AlpenglowError, ArchiveError, ContainerError
 
@@ -86,6 +83,8 @@ class _HashingReader(io.RawIOBase):
     """A readable stream that hashes what passes through it."""
 
     def __init__(self, raw: IO[bytes], algorithm: str = "sha256") -> None:
+        import hashlib
+
         self._raw = raw
         self.hash = hashlib.new(algorithm)
 
@@ -191,6 +190,8 @@ class _Extractor:
         if stat.S_ISDIR(st.st_mode):
             if keep_dir:
                 return
+            import shutil
+
             shutil.rmtree(name, dir_fd=dfd)
         else:
             os.unlink(name, dir_fd=dfd)
@@ -215,8 +216,11 @@ class _Extractor:
             )
             with os.fdopen(fd, "wb") as out:
                 src = tar.extractfile(info)
-                if src is not None:
-                    shutil.copyfileobj(src, out, _CHUNK)
+                while src is not None:
+                    chunk = src.read(_CHUNK)
+                    if not chunk:
+                        break
+                    out.write(chunk)
         elif info.issym():
             os.symlink(info.linkname, name, dir_fd=dfd)
         elif info.islnk():
@@ -304,6 +308,10 @@ def unpack_layer(
     bytes do not hash to ``diff_id`` (or the blob to ``digest``, when given); ``dest`` is then
     left half-written for the caller to remove.
     """
+    import gzip
+    import tarfile
+    import zlib
+
     check_digest(diff_id, source)
     outer = _HashingReader(blob, (digest or "sha256:").partition(":")[0])
     buffered = io.BufferedReader(outer, _CHUNK)
@@ -415,6 +423,8 @@ def _remove_tree(path: Path) -> None:
     except FileNotFoundError:
         return
     if stat.S_ISDIR(st.st_mode):
+        import shutil
+
         shutil.rmtree(path)
     else:
         path.unlink()
@@ -457,8 +467,8 @@ def mount_overlay(lower: Sequence[Path], upper: Path, work: Path, target: Path) 
         links = target.parent / f".lower-{target.name}"
         _remove_tree(links)
         links.mkdir()
-        for i, path in enumerate(top_first):
-            os.symlink(os.path.abspath(path), links / str(i))
+        for i, layer in enumerate(top_first):
+            os.symlink(os.path.abspath(layer), links / str(i))
         options = (
             f"lowerdir={':'.join(str(i) for i in range(len(top_first)))},"
             f"upperdir={os.path.abspath(upper)},workdir={os.path.abspath(work)}"
@@ -594,6 +604,8 @@ def copy_layers(lower: Sequence[Path], dest: Path) -> None:
                     _remove_tree(target)
             else:
                 _remove_tree(target)  # never write through what a lower layer left there
+        import subprocess
+
         done = subprocess.run(
             ["cp", "-a", "--remove-destination", f"{layer}/.", f"{dest}/"],
             capture_output=True,
