@@ -262,6 +262,8 @@ def test_exit_codes_ps_and_restart_attached(runtime: dict[str, str]) -> None:
     assert data["State"]["Status"] == "exited"
     assert data["Config"]["Cmd"] == ["sh", "-c", "echo out; exit 3"]
     assert inspect(runtime, data["Id"][:5])["Name"] == "three"
+    done = ag(runtime, "inspect", "three")  # the image command finds containers too
+    assert json.loads(done.stdout)[0]["Id"] == data["Id"]
     done = ag(runtime, "start", "-a", "three")
     assert (done.returncode, done.stdout) == (3, "out\n")
     assert inspect(runtime, "three")["State"]["RestartCount"] == 1
@@ -628,3 +630,53 @@ def test_rmi_refuses_images_in_use(runtime: dict[str, str]) -> None:
     done = ag(runtime, "rmi", "doomed:1")
     assert (done.returncode, done.stdout) == (0, "Untagged: doomed:1\n"), done.stderr
     assert ag(runtime, "run", "--rm", "--pull", "never", "doomed:1", "true").returncode == 1
+
+
+def test_a_full_disk_gives_clear_errors_and_leaks_nothing(
+    runtime: dict[str, str], tmp_path: Path
+) -> None:
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(small)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs: {mounted.stderr.strip()}")
+    env = dict(runtime, ALPENGLOW_RUNTIME_DIR=str(small / "rt"))
+    try:
+        done = ag(
+            env,
+            "run",
+            "--name",
+            "filler",
+            "alpine-base",
+            "sh",
+            "-c",
+            "dd if=/dev/zero of=/big bs=1M count=64",
+        )
+        assert done.returncode == 1
+        assert "No space left on device" in done.stderr
+        [row] = ps_rows(env, "-a")
+        assert "Exited (1)" in row
+        assert ag(env, "rm", "filler").returncode == 0
+        assert ag(env, "prune", "-f").returncode == 0
+        assert mounts_below(small / "rt") == []
+        assert os.listdir(small / "rt" / "containers") == []
+        # no room for the layers at all: one clear line, nothing half-unpacked
+        subprocess.run(["mount", "-o", "remount,size=1m", str(small)], check=True)
+        done = ag(env, "run", "--rm", "alpine-base", "true")
+        assert done.returncode == 1
+        [line] = done.stderr.splitlines()
+        assert line.startswith("ERROR: layer sha256:")
+        assert line.endswith("No space left on device")
+        layers = small / "rt" / "layers" / "sha256"
+        assert not layers.exists() or os.listdir(layers) == []
+        assert os.listdir(small / "rt" / "containers") == []
+    finally:
+        left = ag(env, "ps", "-aq").stdout.split()
+        if left:
+            ag(env, "rm", "-f", *left)
+        subprocess.run(["umount", "-l", str(small)], capture_output=True, check=False)

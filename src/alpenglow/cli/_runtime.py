@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "container_errors",
+    "container_json",
     "describe_status",
     "human_duration",
     "make_engine",
@@ -150,6 +151,21 @@ def container_errors() -> Iterator[None]:
         if exc.hint:
             sys.stderr.write(f"hint: {exc.hint}\n")
         sys.exit(exc.exit_status)
+
+
+def container_json(text: str) -> str | None:
+    """``container inspect``'s JSON for the container ``text`` names, or None when no
+    container has that name or id."""
+    import json
+
+    from alpenglow.errors import ContainerNotFound
+
+    engine = make_engine(pull=False)
+    try:
+        record = engine.containers.find(text)
+    except ContainerNotFound:
+        return None
+    return json.dumps([engine.inspect(record)], indent=2)
 
 
 def start_detached(engine: Engine, record: Container) -> None:

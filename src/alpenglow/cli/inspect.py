@@ -1,9 +1,10 @@
 """``alpenglow inspect IMAGE``: an image's index, manifests and configs as JSON.
 
 IMAGE is a store name or id, or any transport (``oci:DIR:TAG``, ``oci-archive:FILE``,
-``docker-archive:FILE``). With ``--sizes`` it prints instead, per platform, the compressed
-size of the image and its largest packages by installed size (from the apk database in
-the image; ``--top N`` of them).
+``docker-archive:FILE``); a name or id that is no image but a container's shows the
+container (as ``alpenglow container inspect``). With ``--sizes`` it prints instead, per
+platform, the compressed size of the image and its largest packages by installed size
+(from the apk database in the image; ``--top N`` of them).
 """
 
 from __future__ import annotations
@@ -45,7 +46,16 @@ def inspect(image: str, sizes: bool, top: int, platform_text: str | None) -> Non
 
     reference = parse_reference(image)
     store = ImageStore.from_environment(os.environ) if reference.transport == "store" else None
-    bundle = read_image(reference, store=store)
+    try:
+        bundle = read_image(reference, store=store)
+    except ImageNotFound:
+        from alpenglow.cli._runtime import container_json
+
+        found = container_json(image) if reference.transport == "store" and not sizes else None
+        if found is None:
+            raise
+        click.echo(found)  # a container of that name or id (as docker inspect finds both)
+        return
     wanted = parse_platform(platform_text) if platform_text else None
     images = [i for i in bundle.images() if wanted is None or matches(wanted, i.platform)]
     if wanted is not None and not images:
