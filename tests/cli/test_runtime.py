@@ -680,3 +680,31 @@ def test_a_full_disk_gives_clear_errors_and_leaks_nothing(
         if left:
             ag(env, "rm", "-f", *left)
         subprocess.run(["umount", "-l", str(small)], capture_output=True, check=False)
+
+
+def test_copied_root_where_overlayfs_is_not_used(runtime: dict[str, str], tmp_path: Path) -> None:
+    """The fallback for machines without overlayfs: the verdict remembered in the runtime
+    directory says ``copy``, so each container gets a merged copy of the layers."""
+    rt = tmp_path / "copy-rt"
+    rt.mkdir()
+    (rt / "storage.json").write_text('{"kind": "copy"}\n')
+    env = dict(runtime, ALPENGLOW_RUNTIME_DIR=str(rt))
+    try:
+        done = ag(
+            env, "run", "--name", "copied", "whiteouts", "sh", "-c", "ls /etc/apk; echo x > /f"
+        )
+        assert (done.returncode, done.stdout) == (0, "only-this\n"), done.stderr
+        data = inspect(env, "copied")
+        assert data["GraphDriver"]["Name"] == "copy"
+        assert mounts_below(rt) == []  # nothing mounted: a plain directory
+        assert (Path(data["GraphDriver"]["Data"]["MergedDir"]) / "f").read_text() == "x\n"
+        done = ag(env, "start", "-a", "copied")  # the copy is kept, not made again
+        assert done.returncode == 0
+        assert ag(env, "rm", "copied").returncode == 0
+        assert ag(env, "prune", "-f").returncode == 0
+        assert os.listdir(rt / "containers") == []
+        assert os.listdir(rt / "layers" / "sha256") == []
+    finally:
+        left = ag(env, "ps", "-aq").stdout.split()
+        if left:
+            ag(env, "rm", "-f", *left)

@@ -413,7 +413,7 @@ class Engine:
             nofile=(min(1024, hard), hard),
         )
         tmp = paths.config.with_name(".tmp-config.json")
-        tmp.write_text(json.dumps(spec, indent=2) + "\n")
+        tmp.write_text(json.dumps(spec) + "\n")
         os.replace(tmp, paths.config)
 
     # -- mounts ----------------------------------------------------------------------------
