@@ -566,6 +566,14 @@ def test_foreign_architecture_through_qemu(runtime: dict[str, str]) -> None:
         pytest.skip("qemu-aarch64-static is missing (apt-get install qemu-user-static)")
     from alpenglow.runtime import binfmt
 
+    aarch64 = bytes.fromhex("7f454c460201010000000000000000000200b700") + bytes(44)
+    if binfmt.handler_for(aarch64, binfmt.entries()) is None:
+        done = ag(runtime, "run", "--rm", "--platform", "linux/arm64", "alpine-base", "true")
+        if binfmt.handler_for(aarch64, binfmt.entries()) is None:  # nobody registered one
+            assert done.returncode == 126
+            assert "cannot run a linux/arm64/v8 binary on this" in done.stderr
+            assert "hint: install qemu-user-static (qemu-aarch64-static) and run " in done.stderr
+            assert "`alpenglow system binfmt` as root" in done.stderr
     done = ag(runtime, "system", "binfmt", "aarch64")
     if done.returncode != 0:
         pytest.skip(f"binfmt_misc cannot be used here: {done.stderr.strip()}")
