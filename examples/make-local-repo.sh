@@ -146,8 +146,8 @@ Dir::State::Lists "$apt/lists";
 Dir::State::status "$apt/status";
 Dir::Cache "$apt";
 Dir::Cache::archives "$apt/archives";
-Dir::Cache::pkgcache "";
-Dir::Cache::srcpkgcache "";
+Dir::Cache::pkgcache "$apt/pkgcache.bin";
+Dir::Cache::srcpkgcache "$apt/srcpkgcache.bin";
 APT::Architecture "$native_debian";
 APT::Architectures { "$native_debian"; $arch_list };
 Acquire::Languages "none";
@@ -159,31 +159,52 @@ EOF
     # A suite that cannot be reached is not fatal: its architectures are skipped below.
     apt-get -q update >"$apt/update.log" 2>&1 || say "  (some indexes failed; see $apt/update.log)"
 
+    # One `apt-get download` for everything: apt reads its big package lists once. If that
+    # fails (some architecture has no candidate), once more per architecture, to keep the rest.
+    partial="$out/downloads/.partial"
+    rm -rf "$partial"
+    mkdir -p "$partial"
+    specs=()
+    [ -n "$ca_deb" ] || specs+=(ca-certificates)
+    for arch in ${missing[@]+"${missing[@]}"}; do specs+=("busybox-static:${DEBIAN[$arch]}" "musl:${DEBIAN[$arch]}"); done
+    say "apt-get download (${#specs[@]} packages)"
+    if ! (cd "$partial" && apt-get -q download "${specs[@]}") >"$apt/download.log" 2>&1; then
+        say "  (not everything is there: trying one architecture at a time)"
+        for arch in ${missing[@]+"${missing[@]}"}; do
+            debian=${DEBIAN[$arch]}
+            (cd "$partial" && apt-get -q download "busybox-static:$debian" "musl:$debian") >"$apt/download-$debian.log" 2>&1 || true
+        done
+        [ -n "$ca_deb" ] || (cd "$partial" && apt-get -q download ca-certificates) >"$apt/download-all.log" 2>&1 || true
+    fi
+    # File names end in _<debian arch>.deb: sort them into downloads/<debian arch>/.
     for arch in ${missing[@]+"${missing[@]}"}; do
         debian=${DEBIAN[$arch]}
-        mkdir -p "$out/downloads/.partial-$debian"
-        if (cd "$out/downloads/.partial-$debian" &&
-            apt-get -q download "busybox-static:$debian" "musl:$debian") >"$apt/download-$debian.log" 2>&1; then
+        got=()
+        for package in busybox-static musl; do
+            found=$(newest "$partial/${package}_*_$debian.deb" || true)
+            [ -z "$found" ] || got+=("$found")
+        done
+        if [ ${#got[@]} = 2 ]; then
             mkdir -p "$out/downloads/$debian"
-            mv "$out/downloads/.partial-$debian"/*.deb "$out/downloads/$debian/"
-            got=("$out/downloads/$debian"/*.deb)
+            mv "${got[@]}" "$out/downloads/$debian/"
             say "  $arch: ${got[*]##*/}"
         else
-            skip "$arch" "Debian ${SUITE[$arch]} gave no busybox-static/musl for $debian ($(grep -E '^(E|W|Err):' "$apt/download-$debian.log" | head -n 1 || echo "see $apt/download-$debian.log"))"
+            log="$apt/download-$debian.log"
+            [ -f "$log" ] || log="$apt/download.log"
+            skip "$arch" "Debian ${SUITE[$arch]} gave no busybox-static/musl for $debian ($(grep -E '^(E|W|Err):' "$log" | head -n 1 || echo "see $log"))"
         fi
-        rm -rf "$out/downloads/.partial-$debian"
     done
     if [ -z "$ca_deb" ]; then
-        mkdir -p "$out/downloads/.partial-all"
-        if (cd "$out/downloads/.partial-all" && apt-get -q download ca-certificates) >"$apt/download-all.log" 2>&1; then
+        found=$(newest "$partial/ca-certificates_*_all.deb" || true)
+        if [ -n "$found" ]; then
             mkdir -p "$out/downloads/all"
-            mv "$out/downloads/.partial-all"/*.deb "$out/downloads/all/"
+            mv "$found" "$out/downloads/all/"
         fi
-        rm -rf "$out/downloads/.partial-all"
         ca_deb=$(newest "$out/downloads/all/ca-certificates_*.deb" || true)
     fi
+    rm -rf "$partial"
     unset APT_CONFIG
-    rm -rf "$apt/lists" # the package lists are big and only needed for this download
+    rm -rf "$apt/lists" "$apt"/*.bin # big, and only needed for this download
 else
     say "all downloaded already (delete $out/downloads to fetch newer ones)"
 fi
@@ -427,11 +448,11 @@ EOF
 # a foreign one with binfmt_misc registered) or through qemu-user; empty when neither works.
 list_applets() { # BUSYBOX QEMU_NAME
     local bin=$1 qemu
-    {
-        "$bin" --list-full 2>/dev/null ||
-            { qemu=$(command -v "qemu-$2-static" || command -v "qemu-$2") && "$qemu" "$bin" --list-full 2>/dev/null; } ||
+    ( # in a subshell whose stderr is dropped: a binary that dies also makes the shell talk
+        "$bin" --list-full ||
+            { qemu=$(command -v "qemu-$2-static" || command -v "qemu-$2") && "$qemu" "$bin" --list-full; } ||
             true
-    } | sed 's#^/*#/#' | grep -E '^/(usr/)?s?bin/[A-Za-z0-9][A-Za-z0-9._+-]*$' || true
+    ) 2>/dev/null | sed 's#^/*#/#' | grep -E '^/(usr/)?s?bin/[A-Za-z0-9][A-Za-z0-9._+-]*$' || true
 }
 native_applets() { # the applet list of the machine's own busybox (if it was downloaded)
     local deb
