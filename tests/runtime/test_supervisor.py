@@ -9,7 +9,6 @@ Needs root and runc; skipped with the reason otherwise.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -372,9 +371,27 @@ def attach_terminal(box: Box, *extra: str, rows: int = 24, cols: int = 80) -> Te
     )
 
 
+def until_attached(
+    term: Terminal, probe: bytes = b"\r", answer: bytes = b"/ # ", timeout: float = 30
+) -> None:
+    """Type ``probe`` until the container answers (by default: Enter, until its shell
+    shows a prompt): attach then runs (and the terminal is raw), whenever the client got
+    there."""
+    deadline = time.monotonic() + timeout
+    while True:
+        term.send(probe)
+        try:
+            term.expect(answer, timeout=0.5)
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+
+
 def test_attach_through_a_pty_then_detach_and_come_back(supervised: Supervised) -> None:
     box = supervised(["/bin/sh"], tty=True, stdin_open=True)
     with attach_terminal(box) as term:
+        until_attached(term)
         term.send(b"echo $((6*7))\r")
         term.expect(b"42\r\n")
         term.send(b"\x10\x11")  # Ctrl-P Ctrl-Q
@@ -386,12 +403,8 @@ def test_attach_through_a_pty_then_detach_and_come_back(supervised: Supervised) 
     assert state["status"] == "running"
     assert supervisor_running(box.dir)
     assert "42" in box.log_text()
-    # a Ctrl-P followed by something else is typed as it is
     with attach_terminal(box) as term:
-        term.send(b"od -c\r")  # (not the shell: its line editor takes Ctrl-P itself)
-        time.sleep(0.3)
-        term.send(b"\x10x\r\x04")
-        term.expect(re.compile(rb"020 +x +\\n"))
+        until_attached(term)
         term.send(b"exit 3\r")
         term.expect(b"ATTACH-RESULT 3 echo=True")
         assert term.wait() == 0
@@ -401,26 +414,44 @@ def test_attach_through_a_pty_then_detach_and_come_back(supervised: Supervised) 
     assert record.exit_code == 3
 
 
+def test_keys_that_only_begin_the_detach_sequence_are_typed(supervised: Supervised) -> None:
+    # cat -v, not a shell: busybox's line editor would take Ctrl-P (history) itself
+    box = supervised(["/bin/cat", "-v"], tty=True, stdin_open=True)
+    with attach_terminal(box) as term:
+        until_attached(term, b"probe\r", b"probe\r\n")
+        term.send(b"a\x10b\x10\x10c\r")
+        # the pty's echo, then cat's copy: every byte came through
+        term.expect(re.compile(rb"a\^Pb\^P\^Pc\r\n(.|\n)*a\^Pb\^P\^Pc\r\n"))
+        term.send(b"\x10\x11")
+        term.expect(b"ATTACH-RESULT None")
+        assert term.wait() == 0
+    assert supervisor_running(box.dir)
+
+
 def test_the_window_size_follows_the_attached_terminal(supervised: Supervised) -> None:
     box = supervised(["/bin/sh"], tty=True, stdin_open=True)
     with attach_terminal(box, rows=30, cols=100) as term:
+        until_attached(term)
         term.send(b"stty size\r")
         term.expect(b"30 100\r\n")
-        term.resize(40, 120)
-        time.sleep(0.3)  # SIGWINCH reaches the attach client, which tells the supervisor
-        term.send(b"stty size\r")
-        term.expect(b"40 120\r\n")
+        term.resize(40, 120)  # SIGWINCH for the attach client, which tells the supervisor
+        for _ in range(10):
+            term.send(b"stty size\r")
+            if b"40 120\r\n" in term.expect(re.compile(rb"\d+ \d+\r\n")):
+                break
+        else:
+            raise AssertionError(f"the size did not change: {term.output!r}")
         term.send(b"exit\r")
         term.expect(b"ATTACH-RESULT 0")
     box.wait_end()
 
 
 def test_ctrl_c_is_passed_to_a_container_without_a_terminal(supervised: Supervised) -> None:
-    script = "trap 'echo got INT; exit 7' INT; echo ready; while :; do sleep 0.1; done"
+    script = "trap 'echo got INT; exit 7' INT; while :; do echo tick; sleep 0.2; done"
     box = supervised(["/bin/sh", "-c", script])
-    box.wait_log("ready")
+    box.wait_log("tick")
     with attach_terminal(box) as term:
-        time.sleep(0.3)  # attached
+        term.expect(b"tick")  # attached (and the client's signal handlers in place)
         term.send(b"\x03")  # the pty's line discipline makes it SIGINT for the client
         term.expect(b"got INT")
         term.expect(b"ATTACH-RESULT 7")
