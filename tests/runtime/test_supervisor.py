@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -113,9 +114,11 @@ def runc_state(root: Path, container_id: str) -> dict[str, object] | None:
     return state
 
 
-def wait_for(check: Callable[[], object], timeout: float = 20, what: str = "") -> None:
+def wait_for(
+    check: Callable[[], object], timeout: float = 20, what: str = "", *, negate: bool = False
+) -> None:
     deadline = time.monotonic() + timeout
-    while not check():
+    while bool(check()) == negate:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or check}")
         time.sleep(0.02)
@@ -215,7 +218,7 @@ class Supervised:
             if pid is not None:
                 os.kill(pid, signal.SIGKILL)
             runc(self.runc_root, "delete", "--force", box.id)
-            wait_for(lambda box=box: not supervisor_running(box.dir), 10, "supervisors to end")
+            wait_for(partial(supervisor_running, box.dir), 10, "supervisors to end", negate=True)
         if self.runc_root.exists():
             listed = runc(self.runc_root, "list", "--quiet")
             assert listed.stdout.split() == [], f"containers left behind: {listed.stdout}"
