@@ -121,7 +121,8 @@ def test_store_create_find_and_delete(tmp_path: Path) -> None:
     b = record("ac" + "1" * 62, "second", "2024-01-02T00:00:00.000000Z")
     c = record("bc" + "2" * 62, "ab", "2024-01-03T00:00:00.000000Z")
     for item in (a, b, c):
-        paths = store.create(item)
+        written, paths = store.create(item)
+        assert written == item
         assert paths.record.is_file()
         assert paths.state.is_file()
         assert oct(paths.dir.stat().st_mode & 0o777) == "0o700"
@@ -159,10 +160,12 @@ def test_generated_names_are_unique(tmp_path: Path) -> None:
     store = ContainerStore(tmp_path)
     names = set()
     for _ in range(40):
-        name = store.free_name()
-        store.create(record(new_id(), name))
-        names.add(name)
+        written, _paths = store.create(record(new_id(), ""))
+        names.add(written.name)
+        assert valid_name(written.name)
     assert len(names) == 40
+    assert {r.name for r in store.list()} == names
+    assert store.free_name() not in names
 
 
 def test_damaged_records_are_skipped_or_reported(tmp_path: Path) -> None:

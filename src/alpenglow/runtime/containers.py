@@ -31,7 +31,7 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -536,13 +536,16 @@ class ContainerStore:
 
     # -- creation and removal --------------------------------------------------------------
 
-    def create(self, record: Container) -> ContainerPaths:
-        """Make the container's directory and write its record and a ``created`` state.
+    def create(self, record: Container) -> tuple[Container, ContainerPaths]:
+        """Make the container's directory and write its record and a ``created`` state;
+        returns the record as written and its paths.
 
-        The name must be free (:class:`UsageError` otherwise); the check and the creation
-        happen under :meth:`locked`."""
+        The name must be free (:class:`UsageError` otherwise); an empty name is replaced by
+        a generated free one. The check and the creation happen under :meth:`locked`."""
         with self.locked():
             taken = {c.name: c.id for c in self._records()}
+            if not record.name:
+                record = replace(record, name=self.free_name(taken))
             if record.name in taken:
                 raise UsageError(
                     f'the container name "/{record.name}" is already in use by container '
@@ -554,11 +557,12 @@ class ContainerStore:
             paths.dir.mkdir(mode=0o700)
             _write_json(paths.state, State().to_json())
             _write_json(paths.record, record.to_json())
-        return paths
+        return record, paths
 
-    def free_name(self) -> str:
-        """A generated name no container has."""
-        taken = {c.name for c in self._records()}
+    def free_name(self, taken: Collection[str] | None = None) -> str:
+        """A generated name no container has (none of ``taken``, when given)."""
+        if taken is None:
+            taken = {c.name for c in self._records()}
         name = random_name()
         if name not in taken:
             return name

@@ -336,7 +336,7 @@ class Engine:
             self._unpack(image)
             record = Container(
                 id=container_id,
-                name=name or self.containers.free_name(),
+                name=name or "",
                 created=now(),
                 image=reference,
                 image_id=image.image_id,
@@ -358,7 +358,7 @@ class Engine:
                 workdir=options.workdir or image.working_dir or "/",
                 mounts=tuple(str(m) for m in options.mounts),
             )
-            paths = self.containers.create(record)
+            record, paths = self.containers.create(record)
         try:
             self.mount(record)
             self._write_bundle(record, paths, image, options)
