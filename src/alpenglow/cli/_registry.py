@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
+    from alpenglow.distribution.auth import Credential
     from alpenglow.distribution.client import RegistryClient
     from alpenglow.distribution.reference import Reference
     from alpenglow.oci.image import ImageBundle, Platform
@@ -41,6 +42,7 @@ __all__ = [
     "read_location",
     "registry_reference",
     "say",
+    "skip_httpx_cli",
     "write_location",
 ]
 
@@ -110,14 +112,28 @@ def registry_reference(text: str, *, default_tag: str = "latest") -> Reference:
     return parse_reference(text, default_tag=default_tag)
 
 
-def client_for(registry: str | Reference, insecure: Sequence[str]) -> RegistryClient:
-    """A client for ``registry`` with the user's credentials (environment, ``alpenglow
-    login``, Docker's config)."""
+def skip_httpx_cli() -> None:
+    """Keep ``import httpx`` from importing httpx's own command line (rich, pygments: about
+    50 ms of start-up that no alpenglow command needs). httpx then defines a stub ``main``."""
+    if "httpx" not in sys.modules and "httpx._main" not in sys.modules:
+        sys.modules["httpx._main"] = None  # type: ignore[assignment]  # "import fails"
+
+
+def client_for(
+    registry: str | Reference,
+    insecure: Sequence[str],
+    credentials: Credential | None = None,
+) -> RegistryClient:
+    """A client for ``registry`` with ``credentials``, else the user's (environment,
+    ``alpenglow login``, Docker's config)."""
     from alpenglow.distribution.auth import default_credentials
     from alpenglow.distribution.client import RegistryClient
 
+    skip_httpx_cli()
     return RegistryClient(
-        registry, credentials=default_credentials(os.environ), insecure=tuple(insecure)
+        registry,
+        credentials=credentials or default_credentials(os.environ),
+        insecure=tuple(insecure),
     )
 
 

@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from alpenglow.cli._registry import insecure_option, say
+from alpenglow.cli._registry import client_for, insecure_option, say
 
 __all__ = ["login", "logout"]
 
@@ -47,7 +47,6 @@ def login(
 ) -> None:
     """Log in to a registry; the credentials are checked, then kept for later commands."""
     from alpenglow.distribution.auth import Credential, alpenglow_auth_file, save_login
-    from alpenglow.distribution.client import RegistryClient
 
     name = _registry_name(registry)
     if password is not None and password_stdin:
@@ -68,9 +67,7 @@ def login(
         password = click.prompt("Password", hide_input=True, err=True)
     if not password:
         raise click.UsageError("the password is empty")
-    with RegistryClient(
-        name, credentials=Credential(username, password), insecure=insecure
-    ) as client:
+    with client_for(name, insecure, Credential(username, password)) as client:
         client.check_login()
     path = alpenglow_auth_file(os.environ)
     save_login(name, username, password, path=path)
