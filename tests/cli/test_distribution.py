@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pty
 import stat
 import subprocess
 import sys
@@ -346,3 +347,44 @@ def test_release_plan_and_push(cli: Cli, registry: RegistryServer, tmp_path: Pat
     )
     assert "tag 3.22.3 already points at" in immutable
     assert "invalid version" in cli.fails("release", "plan", repo, "--version", "v1")
+
+
+# --------------------------------------------------------------------------------------------
+# progress
+
+
+def test_progress_bars_on_a_terminal(
+    cli: Cli, registry: RegistryServer, small_layout: Path
+) -> None:
+    """With stderr on a terminal, blobs get rich progress bars instead of plain lines."""
+    parent, child = pty.openpty()
+    try:
+        done = subprocess.run(
+            [str(ALPENGLOW), "push", f"oci:{small_layout}:latest", f"{registry.host}/tty/img:1"],
+            env={**cli.env, "COLUMNS": "120", "TERM": "xterm"},
+            stdout=subprocess.PIPE,
+            stderr=child,
+            timeout=120,
+            check=False,
+        )
+        os.close(child)
+        child = -1
+        chunks = []
+        while True:
+            try:
+                data = os.read(parent, 65536)
+            except OSError:  # the terminal is closed once everything is read
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        if child != -1:
+            os.close(child)
+        os.close(parent)
+    shown = b"".join(chunks).decode(errors="replace")
+    assert done.returncode == 0, shown
+    assert "\x1b[" in shown  # drawn with terminal control sequences
+    assert "pushed" in shown
+    assert "━" in shown  # the bar
+    assert ": pushed (" not in shown  # not the plain lines
