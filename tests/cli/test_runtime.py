@@ -557,6 +557,17 @@ def test_tty_through_a_real_pty(runtime: dict[str, str]) -> None:
     assert os.waitstatus_to_exitcode(status) == 4
 
 
+def test_tty_without_a_terminal_here(runtime: dict[str, str]) -> None:
+    """``-t`` with no terminal on this side (CI, pipes): the container still gets a pty
+    (its supervisor holds it) and the output and exit status come back."""
+    done = ag(runtime, "run", "-t", "--rm", "alpine-base", "sh", "-c", "tty; echo hi; exit 3")
+    assert (done.returncode, done.stdout) == (3, "/dev/pts/0\nhi\n"), (
+        done.stderr
+    )  # CRLF read as text
+    assert ps_rows(runtime, "-a") == []
+    assert mounts_below(Path(runtime["ALPENGLOW_RUNTIME_DIR"])) == []
+
+
 def test_foreign_architecture_through_qemu(runtime: dict[str, str]) -> None:
     images = ImageStore(runtime["ALPENGLOW_STORE"])
     if not any(i.platform.architecture == "arm64" for i in images.get("alpine-base").images()):

@@ -564,6 +564,8 @@ class Engine:
                     self.remove(record, force=True)
 
     def _run_attached(self, record: Container, *, stdin: bool) -> int:
+        if record.tty and not os.isatty(0):
+            return self._run_supervised(record, stdin=stdin)
         paths = self.prepare_start(record)
         oci = self.oci_for(record)
         with contextlib.suppress(FileNotFoundError):
@@ -571,10 +573,10 @@ class Engine:
         started = time.time()
         if not self.mark_started(record, os.getpid()):
             raise ContainerError(f"container {record.short_id} was removed")
-        argv = oci.run_argv(record.id, paths.bundle, log=paths.runtime_log)
         code: int | None = None
         error = ""
         try:
+            argv = oci.run_argv(record.id, paths.bundle, log=paths.runtime_log)
             code = _run_forwarding(argv, stdin=stdin)
             if code != 0:
                 error = self.runtime_error(paths, started)
@@ -583,6 +585,25 @@ class Engine:
         if error:
             raise ContainerError(error, exit_status=125)
         return code
+
+    def _run_supervised(self, record: Container, *, stdin: bool) -> int:
+        """A container with a terminal while this process has none for the runtime to use
+        (``runc run`` needs one): run it under its supervisor, which owns the pty, and stay
+        attached to it until it ends (as ``docker run -t`` does)."""
+        from alpenglow.runtime.attach import attach
+        from alpenglow.runtime.supervisor import supervise
+
+        supervise(self, record, wait_for_attach=True)
+        code = attach(
+            self.containers.paths(record.id).dir,
+            0 if stdin else None,
+            1,
+            stderr=2,
+            detach_keys=b"",
+            close_stdin=True,
+            sig_proxy=True,
+        )
+        return 0 if code is None else code
 
     # -- observing -------------------------------------------------------------------------
 
