@@ -165,6 +165,7 @@ EOF
     rm -rf "$partial"
     mkdir -p "$partial"
     specs=()
+    # (ca-certificates is Architecture: all, so apt takes the newest of the suites listed)
     [ -n "$ca_deb" ] || specs+=(ca-certificates)
     for arch in ${missing[@]+"${missing[@]}"}; do specs+=("busybox-static:${DEBIAN[$arch]}" "musl:${DEBIAN[$arch]}"); done
     say "apt-get download (${#specs[@]} packages)"
