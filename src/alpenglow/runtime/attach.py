@@ -62,7 +62,10 @@ __all__ = [
     "Welcome",
     "attach",
     "connect",
+    "decode_signal",
+    "decode_size",
     "encode",
+    "encode_size",
     "parse_detach_keys",
 ]
 
@@ -113,10 +116,12 @@ def encode(kind: int, payload: bytes = b"") -> bytes:
 
 
 def encode_size(rows: int, cols: int) -> bytes:
+    """A RESIZE frame (sizes beyond 65535 are clamped)."""
     return encode(RESIZE, _SIZE.pack(min(rows, 0xFFFF), min(cols, 0xFFFF)))
 
 
 def decode_size(payload: bytes) -> tuple[int, int]:
+    """``(rows, columns)`` of a RESIZE payload; :class:`ValueError` if it is not one."""
     if len(payload) != _SIZE.size:
         raise ValueError("bad resize frame")
     rows, cols = _SIZE.unpack(payload)
@@ -124,6 +129,7 @@ def decode_size(payload: bytes) -> tuple[int, int]:
 
 
 def decode_signal(payload: bytes) -> int:
+    """The signal number of a SIGNAL payload; :class:`ValueError` if it is not one."""
     if len(payload) != _SIGNUM.size:
         raise ValueError("bad signal frame")
     (number,) = _SIGNUM.unpack(payload)

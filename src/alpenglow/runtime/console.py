@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import array
 import contextlib
 import errno
 import fcntl
@@ -92,7 +93,12 @@ class ConsoleSocket:
         conn, _ = self._sock.accept()
         with conn:
             conn.settimeout(timeout)
-            _, fds, _, _ = socket.recv_fds(conn, 4096, 1, socket.MSG_CMSG_CLOEXEC)
+            # (socket.recv_fds would drop the flags: the descriptor must not leak to children)
+            _, ancillary, _, _ = conn.recvmsg(4096, socket.CMSG_SPACE(4), socket.MSG_CMSG_CLOEXEC)
+        fds = array.array("i")
+        for level, kind, data in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
         if not fds:
             raise OSError("the console socket received no file descriptor")
         for extra in fds[1:]:
