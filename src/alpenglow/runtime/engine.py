@@ -322,6 +322,12 @@ class Engine:
     ) -> Container:
         """Create a container of ``reference`` (see the module docstring); its root file
         system is left mounted."""
+        if os.geteuid() != 0:
+            raise ContainerError(
+                "running containers needs root here (rootless containers are not supported)",
+                hint="run alpenglow with sudo",
+                exit_status=1,
+            )
         image = self.image(reference, platform)
         args = process_args(image.entrypoint, image.cmd, options.entrypoint, options.command)
         kind = self.storage_kind()
