@@ -43,8 +43,10 @@ def __dir__() -> list[str]:
 @insecure_option
 @jobs_option
 def push(source: str, target: str, insecure: tuple[str, ...], jobs: int) -> None:
-    """Push the image SRC (a store name, oci:DIR[:NAME], oci-archive:FILE,
-    docker-archive:FILE) to the registry reference REF."""
+    """Push an image to a registry.
+
+    SRC is a store name, oci:DIR[:NAME], oci-archive:FILE or docker-archive:FILE; REF a
+    registry reference (docker:// optional)."""
     from alpenglow.cli._registry import Location
     from alpenglow.oci.store import ImageStore
 
@@ -66,7 +68,10 @@ def push(source: str, target: str, insecure: tuple[str, ...], jobs: int) -> None
 @insecure_option
 @jobs_option
 def pull(reference: str, platform: str | None, insecure: tuple[str, ...], jobs: int) -> None:
-    """Pull REF from its registry into the local image store (every platform, or one)."""
+    """Pull an image from a registry into the local store.
+
+    Every platform of REF, or the one named with --platform; stored under REF's name as
+    docker names it."""
     from alpenglow.cli._registry import Location
     from alpenglow.oci.platform import parse_platform
     from alpenglow.oci.store import ImageStore
@@ -105,7 +110,9 @@ def pull(reference: str, platform: str | None, insecure: tuple[str, ...], jobs: 
 def copy(
     source: str, target: str, platform: str | None, insecure: tuple[str, ...], jobs: int
 ) -> None:
-    """Copy an image from SRC to DST: docker://REF (a registry), a store name, oci:DIR[:NAME],
+    """Copy an image between registries, the store, layouts and archives.
+
+    SRC and DST are each docker://REF (a registry), a store name, oci:DIR[:NAME],
     oci-archive:FILE[:NAME] or docker-archive:FILE[:NAME:TAG]."""
     from alpenglow.oci.platform import parse_platform
     from alpenglow.oci.store import ImageStore
@@ -151,9 +158,10 @@ def copy(
 @click.argument("target", metavar="NEW")
 @insecure_option
 def tag(source: str, target: str, insecure: tuple[str, ...]) -> None:
-    """Give the image SRC the name NEW. In the local store by default; for docker://REF
-    the registry's manifest is tagged (NEW is then a tag, or a reference in the same
-    registry)."""
+    """Give an image another name, in the store or in a registry.
+
+    In the local store by default; for SRC docker://REF the registry's manifest is tagged
+    (NEW is then a tag, or a reference in the same registry)."""
     if source.startswith(REGISTRY_PREFIX):
         src = registry_reference(source)
         if ":" in target or "/" in target:
@@ -212,7 +220,7 @@ def _raw_manifest(reference: str, platform: str | None, insecure: tuple[str, ...
 @platform_option
 @insecure_option
 def digest(reference: str, platform: str | None, insecure: tuple[str, ...]) -> None:
-    """Print the digest of the manifest (or index) REF names in its registry."""
+    """Print the digest of an image in a registry."""
     if platform is None:
         from alpenglow.errors import RegistryError
 
@@ -238,7 +246,9 @@ def digest(reference: str, platform: str | None, insecure: tuple[str, ...]) -> N
 @platform_option
 @insecure_option
 def manifest(reference: str, platform: str | None, insecure: tuple[str, ...]) -> None:
-    """Print the manifest (or index) REF names, exactly as the registry stores it."""
+    """Print an image's manifest, byte for byte.
+
+    The index or manifest REF names, exactly as the registry stores it."""
     data = _raw_manifest(reference, platform, insecure)
     out = sys.stdout.buffer
     out.write(data)

@@ -45,7 +45,7 @@ def login(
     password_stdin: bool,
     insecure: tuple[str, ...],
 ) -> None:
-    """Log in to a registry; the credentials are checked, then kept for later commands."""
+    """Log in to a registry (checked, then kept for later commands)."""
     from alpenglow.distribution.auth import Credential, alpenglow_auth_file, save_login
 
     name = _registry_name(registry)
@@ -78,7 +78,7 @@ def login(
 @click.command("logout")
 @click.argument("registry", metavar="REGISTRY", default="docker.io")
 def logout(registry: str) -> None:
-    """Forget the credentials ``alpenglow login`` stored for a registry."""
+    """Forget the credentials stored for a registry by login."""
     from alpenglow.distribution.auth import alpenglow_auth_file, remove_login
 
     name = _registry_name(registry)

@@ -66,7 +66,9 @@ no_trunc_option = click.option("--no-trunc", is_flag=True, help="print full dige
 
 @click.group("release")
 def release() -> None:
-    """Publish versions with Alpine's tags (X.Y.Z, X.Y, X, latest, edge)."""
+    """Publish versions with Alpine's tags.
+
+    X.Y.Z always; X.Y, X and latest while it is the newest; edge on request."""
 
 
 @release.command("plan")
@@ -84,7 +86,7 @@ def plan(
     no_trunc: bool,
     insecure: tuple[str, ...],
 ) -> None:
-    """Show which tags of REPO a release of --version would set, and where they point now."""
+    """Show the tags a release would set, and where they point now."""
     from alpenglow.distribution.release import plan_remote_release
     from alpenglow.oci.store import ImageStore
 
@@ -115,8 +117,10 @@ def push(
     insecure: tuple[str, ...],
     jobs: int,
 ) -> None:
-    """Push IMAGE (a store name, oci:DIR, an archive, docker://REF) to REPO as --version and
-    move its tags."""
+    """Push an image as a release and move its tags.
+
+    IMAGE is a store name, oci:DIR[:NAME], an archive or docker://REF; REPO the registry
+    repository the release goes to."""
     from alpenglow.distribution.release import release_push
     from alpenglow.oci.store import ImageStore
 
