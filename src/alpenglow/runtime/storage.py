@@ -434,8 +434,13 @@ def _remove_tree(path: Path) -> None:
 # Mounts
 
 
+_LIBC: list[ctypes.CDLL] = []
+
+
 def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
+    if not _LIBC:
+        _LIBC.append(ctypes.CDLL(None, use_errno=True))
+    return _LIBC[0]
 
 
 def _mount(source: str, target: str, fstype: str, flags: int, data: str) -> None:
