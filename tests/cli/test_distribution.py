@@ -314,6 +314,9 @@ def test_release_plan_and_push(cli: Cli, registry: RegistryServer, tmp_path: Pat
         assert f"tagged {repo}:{tag}" in done.stderr
         assert skopeo_digest(f"{repo}:{tag}") == first
 
+    rerun = cli.ok("release", "plan", repo, "--version", "3.22.4", "--no-trunc").stdout
+    assert [line.split()[1:4] for line in rerun.splitlines()[1:]] == [[first, first, "keep"]] * 4
+
     layout, second = layouts["3.22.3"]
     shown = cli.ok(
         "release",

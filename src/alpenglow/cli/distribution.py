@@ -73,6 +73,7 @@ def pull(reference: str, platform: str | None, insecure: tuple[str, ...], jobs: 
     Every platform of REF, or the one named with --platform; stored under REF's name as
     docker names it."""
     from alpenglow.cli._registry import Location
+    from alpenglow.errors import AlpenglowError
     from alpenglow.oci.platform import parse_platform
     from alpenglow.oci.store import ImageStore
 
@@ -89,8 +90,8 @@ def pull(reference: str, platform: str | None, insecure: tuple[str, ...], jobs: 
     )
     name = ref.familiar
     try:
-        before = store.resolve(name).digest
-    except Exception:
+        before: str | None = store.resolve(name).digest
+    except AlpenglowError:  # not there before (or unreadable: replaced now)
         before = None
     store.add(bundle, [name])
     click.echo(f"Digest: {bundle.root.digest}")

@@ -86,17 +86,24 @@ def plan(
     no_trunc: bool,
     insecure: tuple[str, ...],
 ) -> None:
-    """Show the tags a release would set, and where they point now."""
-    from alpenglow.distribution.release import plan_remote_release
+    """Show the tags a release would set, and where they point now.
+
+    Without --image the new image is shown as <the image> (or, when the version is out
+    already, as the image its tag names)."""
+    from alpenglow.distribution.release import RemoteTags
+    from alpenglow.distribution.tags import plan_release
     from alpenglow.oci.store import ImageStore
 
     repo = registry_reference(repository, default_tag="")
-    digest = _NEW
+    digest: str | None = None
     if image is not None:
         store = ImageStore.from_environment(os.environ)
         digest = read_location(parse_location(image), store=store, insecure=insecure).root.digest
     with client_for(repo, insecure) as client:
-        moves = plan_remote_release(client, repo, version, digest, edge=edge)
+        tags = RemoteTags(client, repo.repository)
+        if digest is None:  # the version's image when it is out already (a re-run)
+            digest = tags.get(version, _NEW)
+        moves = plan_release(tags, version, digest, edge=edge)
     _show(moves, no_trunc)
 
 
