@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from alpenglow.errors import ContainerError
+from alpenglow.runtime import _daemon, supervisor
 from alpenglow.runtime import attach as proto
 from alpenglow.runtime.attach import attach, connect
 from alpenglow.runtime.containers import parse_time
@@ -45,11 +46,6 @@ from tests.support.terminal import Terminal
 ALPENGLOW = Path(sys.executable).parent / "alpenglow"
 RUNC = runc_path()
 
-pytestmark = [
-    pytest.mark.skipif(RUNC is None, reason="runc is not installed (apt-get install runc)"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="runc containers need root here"),
-    pytest.mark.skipif(not is_native("x86_64"), reason="needs a machine that runs x86_64"),
-]
 
 ATTACH_SCRIPT = """\
 import os, sys, termios
@@ -62,8 +58,22 @@ print(f"ATTACH-RESULT {code} echo={echo}", flush=True)
 
 
 @pytest.fixture(scope="module")
+def can_run() -> None:
+    """Skip unless containers run here (root, runc, x86_64)."""
+    if RUNC is None:
+        pytest.skip("runc is not installed (apt-get install runc)")
+    if os.geteuid() != 0:
+        pytest.skip("runc containers need root here")
+    if not is_native("x86_64"):
+        pytest.skip("needs a machine that runs x86_64")
+
+
+@pytest.fixture(scope="module")
 def alpine_root(
-    realistic_repo: RealisticRepo, alpine_mirror: Mirror, tmp_path_factory: pytest.TempPathFactory
+    can_run: None,
+    realistic_repo: RealisticRepo,
+    alpine_mirror: Mirror,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Path:
     """``alpine-base`` installed for x86_64 by ``alpenglow apk --root``."""
     if "x86_64" not in realistic_repo.arches:
@@ -235,6 +245,78 @@ def supervised(alpine_root: Path, tmp_path: Path) -> Iterator[Supervised]:
         yield boxes
     finally:
         boxes.clean()
+
+
+# --------------------------------------------------------------------------------------------
+# Without a container
+
+
+def test_exports() -> None:
+    assert set(supervisor.__all__) == {
+        "EXIT_FILE",
+        "INIT_PID_FILE",
+        "LOCK_FILE",
+        "RUNTIME_LOG",
+        "SUPERVISOR_LOG",
+        "ExitRecord",
+        "exit_status_of",
+        "read_exit",
+        "start_supervisor",
+        "supervise",
+        "supervisor_pid",
+        "supervisor_running",
+    }
+    assert sorted(dir(supervisor)) == sorted(supervisor.__all__)
+    assert sorted(dir(_daemon)) == sorted(_daemon.__all__)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "{",
+        "[]",
+        '{"exit_code": 1}',
+        '{"finished_at": "x"}',
+        '{"exit_code": "a", "finished_at": 1}',
+    ],
+)
+def test_a_damaged_exit_record_is_no_record(tmp_path: Path, text: str) -> None:
+    (tmp_path / supervisor.EXIT_FILE).write_text(text)
+    assert read_exit(tmp_path) is None
+
+
+def test_the_lock_tells_whether_a_supervisor_lives(tmp_path: Path) -> None:
+    assert not supervisor_running(tmp_path)
+    assert supervisor_pid(tmp_path) is None
+    assert not supervisor_running(tmp_path / "missing")
+    lock = tmp_path / LOCK_FILE
+    lock.write_text("12345\n")
+    assert not supervisor_running(tmp_path)  # a file left by a dead one
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time\n"
+            f"f = open({str(lock)!r}, 'r+')\n"
+            "fcntl.flock(f, fcntl.LOCK_EX)\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "locked\n"
+        assert supervisor_running(tmp_path)
+        assert supervisor_pid(tmp_path) == 12345
+        lock.write_text("garbage")
+        assert supervisor_pid(tmp_path) is None
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not supervisor_running(tmp_path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -556,3 +638,39 @@ def test_a_second_supervisor_for_the_same_container_is_refused(supervised: Super
             stdin_open=False,
         )
     assert supervisor_running(box.dir)
+
+
+def test_an_attached_client_hears_of_its_supervisors_death(supervised: Supervised) -> None:
+    box = supervised(["/bin/sh", "-c", "while :; do echo tick; sleep 0.1; done"])
+    out_r, out_w = os.pipe()
+    errors: list[Exception] = []
+
+    def attached() -> None:
+        try:
+            attach(box.dir, None, out_w)
+        except ContainerError as exc:
+            errors.append(exc)
+
+    client = threading.Thread(target=attached)
+    client.start()
+    assert os.read(out_r, 5) == b"tick\n"  # attached
+    pid = supervisor_pid(box.dir)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    client.join(10)
+    os.close(out_r)
+    os.close(out_w)
+    assert [str(e) for e in errors] == [
+        "lost the connection to the container's supervisor (was it killed?)"
+    ]
+
+
+def test_attach_ends_when_its_output_is_not_read_any_more(supervised: Supervised) -> None:
+    box = supervised(["/bin/sh", "-c", "while :; do echo tick; sleep 0.1; done"])
+    out_r, out_w = os.pipe()
+    os.close(out_r)  # `alpenglow attach c | head -1` once head is done
+    try:
+        assert attach(box.dir, None, out_w) is None
+    finally:
+        os.close(out_w)
+    assert supervisor_running(box.dir)  # the container goes on

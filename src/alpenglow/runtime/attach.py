@@ -297,7 +297,8 @@ def attach(
 ) -> int | None:
     """Attach ``stdin``/``stdout`` (files or descriptors) to the supervised container in
     ``container_dir`` until it exits (its exit status is returned) or the user types
-    ``detach_keys`` (None is returned; the container goes on).
+    ``detach_keys`` (None is returned; the container goes on; also when ``stdout`` is
+    closed by its reader).
 
     ``stdin`` None sends no input. When the container has a terminal and ``stdin`` is one,
     ``stdin`` is in raw mode while attached (restored however this ends) and its window
@@ -419,13 +420,13 @@ def _pump(
                 return code
 
 
-def _show(frames: list[tuple[int, bytes]], out_fd: int, err_fd: int) -> tuple[bool, int]:
-    """Write output frames out; at EXIT, True and the exit status."""
+def _show(frames: list[tuple[int, bytes]], out_fd: int, err_fd: int) -> tuple[bool, int | None]:
+    """Write output frames out; at EXIT, True and the exit status; True and None when
+    nobody reads the output any more (as if detached)."""
     for kind, payload in frames:
-        if kind == STDOUT:
-            write_all(out_fd, payload)
-        elif kind == STDERR:
-            write_all(err_fd, payload)
+        if kind in (STDOUT, STDERR):
+            if not write_all(out_fd if kind == STDOUT else err_fd, payload):
+                return True, None
         elif kind == EXIT:
             code = json.loads(payload).get("exit_code")
             # the supervisor always knows it (it waited for the process)
