@@ -94,6 +94,10 @@ def exit_status_of(message: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Spec:
+    """What the daemon runs: the container ``container_id`` of ``bundle`` with ``oci``, its
+    files in ``container_dir``, with a terminal or pipes, stdin open or not, started at
+    once or when the first attach client comes."""
+
     container_dir: Path
     bundle: Path
     oci: OciRuntime
