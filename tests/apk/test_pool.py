@@ -88,3 +88,34 @@ def test_prepared_index_builds_the_same_pool() -> None:
         return pool
 
     assert _pool_view(build(True)) == _pool_view(build(False))
+
+
+def test_reverse_lists_follow_the_name_table_whatever_buckets_are_known() -> None:
+    """Names get their hash bucket when first sorted unless the index cache gave it: the
+    order is apk's either way (by bucket, the most recently created name first within a
+    bucket, which 1,000 names in 20,000 buckets are sure to need)."""
+    from alpenglow.apk import pool as pool_module
+    from alpenglow.apk.dependency import Dependency
+    from alpenglow.apk.pool import Pool, name_hash, remember_buckets
+
+    names = [f"rev-order-{i}" for i in range(1000)]
+    buckets = [name_hash(n) % 20000 for n in names]
+    assert len(set(buckets)) < len(names)  # some share a bucket
+    listed = [
+        Package(n, "1.0-r0", "X1" + i.to_bytes(20, "big").hex(), depends=(Dependency("common"),))
+        for i, n in enumerate(names, start=1)
+    ]
+    creation = {n: i for i, n in enumerate(names)}  # the order apk creates them in
+    bucket = dict(zip(names, buckets, strict=True))  # not bucket_of: it remembers them
+    expected = sorted(names, key=lambda n: (bucket[n], -creation[n]))
+    # half of the buckets remembered (as the index cache does for its names)
+    for n in names:
+        pool_module._BUCKETS.pop(n, None)
+    remember_buckets(names[::2], buckets[::2])
+    pool = Pool(["x86_64"])
+    pool.note_world([])
+    pool.add_installed([])
+    pool.add_repository("r", listed)
+    pool.finish()
+    assert pool.rdepends("common") == expected
+    assert pool.rdepends("common") == expected  # keys kept from the first sort

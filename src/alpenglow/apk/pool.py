@@ -727,22 +727,33 @@ class Pool:
             return list(names)
         # apk's name table order: by bucket, and within a bucket the most recently
         # created name first; one integer key per name says both
+        keys = self._order_table()
         try:
-            return sorted(names, key=self._order_table().__getitem__)
-        except KeyError:  # a name missing from the creation order (added late)
-            return self._ordered_unknown(names)
+            return sorted(names, key=keys.__getitem__)
+        except KeyError:  # a name not hashed yet, or one missing from the creation order
+            pass
+        creation = self._creation_order()
+        for n in names:
+            if n not in keys:
+                index = creation.get(n)
+                if index is None:  # added late
+                    return self._ordered_unknown(names)
+                keys[n] = (bucket_of(n) << 32) - index
+        return sorted(names, key=keys.__getitem__)
 
     def _order_table(self) -> dict[str, int]:
-        """Every name of the creation order with its sort key in apk's name table."""
+        """The sort keys in apk's name table of the names whose bucket is known already
+        (the index cache brings its names' buckets); :meth:`_ordered` adds the others
+        when it first sorts them. Hashing every name of a big index up front would cost
+        more than the solve: one solve sorts about half of them."""
         keys = self._order_keys
         if keys is None:
             buckets = _BUCKETS
             keys = {}
             for n, index in self._creation_order().items():
                 bucket = buckets.get(n)
-                if bucket is None:
-                    bucket = bucket_of(n)
-                keys[n] = (bucket << 32) - index
+                if bucket is not None:
+                    keys[n] = (bucket << 32) - index
             self._order_keys = keys
         return keys
 
