@@ -453,7 +453,7 @@ class Engine:
             empty = paths.dir / "empty"
             empty.mkdir(exist_ok=True)
             lower = [empty]
-        mount_overlay(lower, paths.upper, paths.work, root)
+        mount_overlay(lower, paths.upper, paths.work, root, volatile=record.auto_remove)
         return root
 
     def unmount(self, record: Container) -> None:
