@@ -70,6 +70,11 @@ DEFAULT_PINNING = 1
 """Pinning mask of the untagged repositories (tag id 0)."""
 
 _AVAILABLE = int(SolverFlag.AVAILABLE)
+_LATEST = int(SolverFlag.LATEST)
+_REINSTALL = int(SolverFlag.REINSTALL)
+_UPGRADE = int(SolverFlag.UPGRADE)
+_INSTALLED = int(SolverFlag.INSTALLED)
+_REMOVE = int(SolverFlag.REMOVE)
 _RECURSION_LIMIT = 1_000_000
 
 
@@ -198,7 +203,13 @@ class Solution:
 # --------------------------------------------------------------------------------------
 # Version matching (apk_version_match / apk_dep_is_provided)
 
-_EVERYTHING = Op.EQ | Op.LT | Op.GT
+# The masks as plain ints: with an ``Op`` on either side, ``&`` and ``|`` go through the
+# enum's Python-level operators (an ``int & Op`` too: Python asks the subclass first).
+_EQ = int(Op.EQ)
+_FUZZY = int(Op.FUZZY)
+_CONFLICT = int(Op.CONFLICT)
+_ANY = int(ANY)
+_EVERYTHING = _ANY
 
 
 def version_match(version: str | None, op: int, want: str | None) -> bool:
@@ -206,19 +217,21 @@ def version_match(version: str | None, op: int, want: str | None) -> bool:
 
     A missing version on either side (a virtual provide) compares as "anything", as in apk.
     """
-    if op & ANY == ANY:
+    if type(op) is not int:
+        op = int(op)
+    if op & _ANY == _ANY:
         ok = True
     elif version is None or want is None:
-        ok = bool((Op.EQ if version is None and want is None else _EVERYTHING) & op)
+        ok = bool((_EQ if version is None and want is None else _EVERYTHING) & op)
     else:
-        ok = bool(compare_mask(version, want, bool(op & Op.FUZZY)) & op)
-    if op & Op.CONFLICT:
+        ok = bool(int(compare_mask(version, want, bool(op & _FUZZY))) & op)
+    if op & _CONFLICT:
         return not ok
     return ok
 
 
 def _dep_mask(dep: Dependency) -> int:
-    return int(dep.op) | (Op.CONFLICT if dep.conflict else 0)
+    return int(dep.op) | (_CONFLICT if dep.conflict else 0)
 
 
 def identity_key(text: str) -> bytes:
@@ -950,18 +963,18 @@ class _Solver:
             return 1
         flags = pa.solver_flags | pb.solver_flags
         if (
-            flags & SolverFlag.LATEST
+            flags & _LATEST
             and pa.pinning_allowed == DEFAULT_PINNING
             and pb.pinning_allowed == DEFAULT_PINNING
         ):
             r = pa.tag_ok - pb.tag_ok
             if r:
                 return r
-            if flags & SolverFlag.AVAILABLE:
+            if flags & _AVAILABLE:
                 r = pa.pkg_available - pb.pkg_available
                 if r:
                     return r
-            elif flags & SolverFlag.REINSTALL:
+            elif flags & _REINSTALL:
                 r = pa.pkg_selectable - pb.pkg_selectable
                 if r:
                     return r
@@ -977,23 +990,21 @@ class _Solver:
                 return r
             a_inst = pa.cand.installed
             b_inst = pb.cand.installed
-            if (
-                self.performing_preupgrade and not flags & SolverFlag.UPGRADE
-            ) or flags & SolverFlag.INSTALLED:
+            if (self.performing_preupgrade and not flags & _UPGRADE) or flags & _INSTALLED:
                 r = a_inst - b_inst
                 if r:
                     return r
             r = pa.tag_ok - pb.tag_ok
             if r:
                 return r
-            if flags & SolverFlag.AVAILABLE:
+            if flags & _AVAILABLE:
                 r = pa.pkg_available - pb.pkg_available
                 if r:
                     return r
             r = pa.tag_preferred - pb.tag_preferred
             if r:
                 return r
-            if not flags & (SolverFlag.REMOVE | SolverFlag.UPGRADE) and (
+            if not flags & (_REMOVE | _UPGRADE) and (
                 pa.name is pb.name or va is not None or vb is not None
             ):
                 r = a_inst - b_inst
@@ -1016,7 +1027,7 @@ class _Solver:
         r = pa.provider_priority - pb.provider_priority
         if r:
             return r
-        if not flags & SolverFlag.REMOVE:
+        if not flags & _REMOVE:
             r = pa.cand.installed - pb.cand.installed
             if r:
                 return r
@@ -1095,7 +1106,7 @@ class _Solver:
                 new=new.cand if new else None,
                 old_tag=old.cand.repository_tag if old else 0,
                 new_tag=self.get_tag(new.pinning_allowed, new.repos) if new else 0,
-                reinstall=bool(new.solver_flags & SolverFlag.REINSTALL) if new else False,
+                reinstall=bool(new.solver_flags & _REINSTALL) if new else False,
             )
         )
 
