@@ -173,17 +173,34 @@ def _push_blob(
     return outcome
 
 
-def _push_documents(
-    client: RegistryClient, repository: str, bundle: ImageBundle, documents: Sequence[Descriptor]
+def _put_document(
+    client: RegistryClient, repository: str, bundle: ImageBundle, desc: Descriptor
 ) -> None:
-    for desc in documents:
-        data = bundle.blob(desc.digest)
-        if len(data) != desc.size:
-            raise FormatError(
-                f"{bundle.source}: {desc.digest} has {len(data)} bytes, its descriptor says "
-                f"{desc.size}"
-            )
-        client.put_manifest(repository, desc.digest, data, desc.media_type)
+    data = bundle.blob(desc.digest)
+    if len(data) != desc.size:
+        raise FormatError(
+            f"{bundle.source}: {desc.digest} has {len(data)} bytes, its descriptor says {desc.size}"
+        )
+    client.put_manifest(repository, desc.digest, data, desc.media_type)
+
+
+def _push_documents(
+    client: RegistryClient,
+    repository: str,
+    bundle: ImageBundle,
+    documents: Sequence[Descriptor],
+    jobs: int = 1,
+) -> None:
+    """Put ``documents`` (children before parents): the image manifests ``jobs`` at a
+    time (none refers to another), then the indexes one by one in order."""
+    manifests = [d for d in documents if d.media_type not in INDEX_TYPES]
+    indexes = [d for d in documents if d.media_type in INDEX_TYPES]
+    _run_parallel(
+        [functools.partial(_put_document, client, repository, bundle, d) for d in manifests],
+        jobs,
+    )
+    for desc in indexes:
+        _put_document(client, repository, bundle, desc)
 
 
 def push(
@@ -232,7 +249,7 @@ def push(
         _run_parallel(tasks, jobs)
         root = artifact.root
         children = [d for d in documents if d.digest != root.digest]
-        _push_documents(client, repository, artifact, children)
+        _push_documents(client, repository, artifact, children, jobs)
         if artifact is bundle:
             target = ref.tag or root.digest
             data = bundle.blob(root.digest)
