@@ -42,7 +42,6 @@ __all__ = [
     "read_location",
     "registry_reference",
     "say",
-    "skip_httpx_cli",
     "write_location",
 ]
 
@@ -112,13 +111,6 @@ def registry_reference(text: str, *, default_tag: str = "latest") -> Reference:
     return parse_reference(text, default_tag=default_tag)
 
 
-def skip_httpx_cli() -> None:
-    """Keep ``import httpx`` from importing httpx's own command line (rich, pygments: about
-    50 ms of start-up that no alpenglow command needs). httpx then defines a stub ``main``."""
-    if "httpx" not in sys.modules and "httpx._main" not in sys.modules:
-        sys.modules["httpx._main"] = None  # type: ignore[assignment]  # "import fails"
-
-
 def client_for(
     registry: str | Reference,
     insecure: Sequence[str],
@@ -129,7 +121,6 @@ def client_for(
     from alpenglow.distribution.auth import default_credentials
     from alpenglow.distribution.client import RegistryClient
 
-    skip_httpx_cli()
     return RegistryClient(
         registry,
         credentials=credentials or default_credentials(os.environ),

@@ -35,11 +35,14 @@ import functools
 import hashlib
 import io
 import json
+import os
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
-from typing import IO, TYPE_CHECKING, Any, NamedTuple, TypeVar, overload
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, TypeVar, cast, overload
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from alpenglow.apk.fetch import RETRY_STATUSES, RetryPolicy, retry_after_seconds
@@ -71,6 +74,11 @@ from alpenglow.oci.image import (
 
 if TYPE_CHECKING:
     import httpx
+
+if "httpx" not in sys.modules:
+    # ``import httpx`` would import httpx's own command line (rich, pygments: about 50 ms
+    # of start-up) for its ``httpx.main``; with this entry it defines a stub instead.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]  # "import fails"
 
 __all__ = [
     "MANIFEST_ACCEPT",
@@ -245,14 +253,19 @@ class RegistryClient:
                     max_keepalive_connections=self._max_connections,
                 )
                 mounts: dict[str, httpx.BaseTransport | None] = {}
-                if self.insecure and self._transport is None:
-                    # only the registry itself goes unverified: token services and storage
-                    # it redirects to keep their certificates checked
-                    mounts[f"https://{self.host}"] = httpx.HTTPTransport(
-                        verify=False, limits=limits
-                    )
+                transport = self._transport
+                if transport is None:
+                    # TLS contexts (loading the CA bundle costs 50-100 ms) are made when the
+                    # first https URL is asked for, not for a plain-HTTP registry
+                    transport = cast("httpx.BaseTransport", _LazyTransport(limits, verify=True))
+                    if self.insecure:
+                        # only the registry itself goes unverified: token services and
+                        # storage it redirects to keep their certificates checked
+                        mounts[f"https://{self.host}"] = cast(
+                            "httpx.BaseTransport", _LazyTransport(limits, verify=False)
+                        )
                 self._client = httpx.Client(
-                    transport=self._transport,
+                    transport=transport,
                     mounts=mounts or None,
                     timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 15.0), pool=None),
                     headers={"User-Agent": self._user_agent},
@@ -599,40 +612,74 @@ class RegistryClient:
         ``Range`` request when the server allows it.
 
         Raises :class:`DigestMismatch` (nothing handed on) or :class:`RegistryError`."""
-        algorithm = _digest_algorithm(digest)
-        what = f"blob {digest}"
-        scopes = _pull(repository)
-        url = self._url(f"/v2/{repository}/blobs/{digest}")
         file: IO[bytes] = (
             io.BytesIO() if sink is None else tempfile.TemporaryFile(prefix="alpenglow-blob-")  # noqa: SIM115
         )
         with file:
-            spool = _Spool(algorithm, file)
-
-            def attempt() -> None:
-                self._download(url, scopes, spool, size, repository, digest, progress)
-
-            self._with_retries(attempt, repository, what)
-            actual = f"{algorithm}:{spool.hasher.hexdigest()}"
-            if size is not None and spool.received != size:
-                raise DigestMismatch(
-                    f"{self._where(repository)}: blob {digest}: received {spool.received} "
-                    f"bytes, expected {size}; nothing was stored",
-                    registry=self.registry,
-                    repository=repository,
-                )
-            if actual != digest:
-                raise DigestMismatch(
-                    f"{self._where(repository)}: blob {digest}: the received bytes hash to "
-                    f"{actual}; nothing was stored",
-                    registry=self.registry,
-                    repository=repository,
-                )
+            self._fetch_into(file, repository, digest, size, progress)
             if sink is None:
                 assert isinstance(file, io.BytesIO)
                 return file.getvalue()
             file.seek(0)
             return sink(file)
+
+    def download_blob(
+        self,
+        repository: str,
+        digest: str,
+        path: Path,
+        *,
+        size: int | None = None,
+        progress: Progress | None = None,
+    ) -> int:
+        """Download blob ``digest`` into the new file ``path`` (a temporary name of the
+        caller's, which renames it into place), checking its digest and ``size`` as
+        :meth:`get_blob` does; when the check fails or the download does, the file is
+        removed. Returns the size."""
+        try:
+            with open(path, "wb") as file:
+                return self._fetch_into(file, repository, digest, size, progress)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise
+
+    def _fetch_into(
+        self,
+        file: IO[bytes],
+        repository: str,
+        digest: str,
+        size: int | None,
+        progress: Progress | None,
+    ) -> int:
+        """Download blob ``digest`` into ``file`` (emptied on a restart), hashing it; raise
+        :class:`DigestMismatch` unless it has ``digest`` and ``size``. Returns the size."""
+        algorithm = _digest_algorithm(digest)
+        what = f"blob {digest}"
+        scopes = _pull(repository)
+        url = self._url(f"/v2/{repository}/blobs/{digest}")
+        spool = _Spool(algorithm, file)
+
+        def attempt() -> None:
+            self._download(url, scopes, spool, size, repository, digest, progress)
+
+        self._with_retries(attempt, repository, what)
+        actual = f"{algorithm}:{spool.hasher.hexdigest()}"
+        if size is not None and spool.received != size:
+            raise DigestMismatch(
+                f"{self._where(repository)}: blob {digest}: received {spool.received} "
+                f"bytes, expected {size}; nothing was stored",
+                registry=self.registry,
+                repository=repository,
+            )
+        if actual != digest:
+            raise DigestMismatch(
+                f"{self._where(repository)}: blob {digest}: the received bytes hash to "
+                f"{actual}; nothing was stored",
+                registry=self.registry,
+                repository=repository,
+            )
+        return spool.received
 
     def _download(
         self,
@@ -1098,6 +1145,49 @@ class RegistryClient:
         if next_location:
             location = urljoin(location, next_location)
         return location, offset
+
+
+class _LazyTransport:
+    """An ``httpx`` transport that makes its connection pools when first needed: one for
+    ``http://`` URLs with a bare TLS context (never used: nothing there speaks TLS), and
+    one for ``https://`` with the verifying context (or none, with ``verify=False``), made
+    only when an https URL is first asked for."""
+
+    def __init__(self, limits: httpx.Limits, *, verify: bool) -> None:
+        self._limits = limits
+        self._verify = verify
+        self._lock = threading.Lock()
+        self._pools: dict[str, httpx.HTTPTransport] = {}
+
+    def _pool(self, scheme: str) -> httpx.HTTPTransport:
+        with self._lock:
+            pool = self._pools.get(scheme)
+            if pool is None:
+                import ssl
+
+                import httpx
+
+                verify: ssl.SSLContext | bool = self._verify
+                if scheme != "https":
+                    verify = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                pool = self._pools[scheme] = httpx.HTTPTransport(verify=verify, limits=self._limits)
+            return pool
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        scheme = "https" if request.url.scheme == "https" else "http"
+        return self._pool(scheme).handle_request(request)
+
+    def close(self) -> None:
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.close()
+
+    def __enter__(self) -> _LazyTransport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class _Spool:
