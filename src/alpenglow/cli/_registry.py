@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from alpenglow.distribution.client import RegistryClient
     from alpenglow.distribution.reference import Reference
     from alpenglow.oci.image import ImageBundle, Platform
+    from alpenglow.oci.layout import Layout
     from alpenglow.oci.store import ImageStore
 
 __all__ = [
@@ -260,13 +261,22 @@ def read_location(
     platform: Platform | None = None,
     jobs: int = 8,
     progress: TransferDisplay | None = None,
+    layout: Layout | None = None,
 ) -> ImageBundle:
-    """The image at ``location``, every blob verified (pulled into memory from a registry)."""
+    """The image at ``location``, every blob verified (pulled from a registry into memory,
+    or with ``layout`` straight into that layout, all or nothing)."""
     if location.remote is not None:
         from alpenglow.distribution.transfer import pull
 
         with client_for(location.remote, insecure) as client, _display(progress) as shown:
-            return pull(location.remote, client, platform=platform, jobs=jobs, progress=shown)
+            return pull(
+                location.remote,
+                client,
+                platform=platform,
+                jobs=jobs,
+                progress=shown,
+                layout=layout,
+            )
     from alpenglow.oci.transport import read_image
 
     bundle = read_image(location.local, store=store)
@@ -298,10 +308,12 @@ def write_location(
     progress: TransferDisplay | None = None,
     mount_from: str | None = None,
     on_pushed: Callable[[str], None] | None = None,
+    verified: bool = False,
 ) -> tuple[str, ...]:
     """Write ``bundle`` to ``location``; returns what was written (the pushed reference with
     its digest, store names, or files). ``names`` name it in the store or an archive when
-    the location has no name of its own."""
+    the location has no name of its own. ``verified`` says every blob of ``bundle`` was
+    checked as it arrived (a pull): the store and OCI layouts then do not hash them again."""
     if location.remote is not None:
         from alpenglow.distribution.transfer import push
 
@@ -312,6 +324,20 @@ def write_location(
         if on_pushed is not None:
             on_pushed(pushed)
         return (pushed,)
+    if verified:
+        from alpenglow.oci.layout import Layout
+        from alpenglow.oci.store import check_structure, parse_name
+        from alpenglow.oci.transport import parse_reference
+
+        local = parse_reference(location.local)
+        wanted = [local.name] if local.name else [parse_name(n).ref_name for n in names]
+        if local.transport == "store":
+            store.add(bundle, wanted, verified=True)
+            return tuple(wanted)
+        if local.transport == "oci":
+            check_structure(bundle)
+            Layout.create(local.path).write_bundle(bundle, wanted, verified=True)
+            return (local.path,)
     from alpenglow.oci.transport import write_image
 
     return write_image(bundle, location.local, store=store, names=names)

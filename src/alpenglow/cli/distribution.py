@@ -87,13 +87,14 @@ def pull(reference: str, platform: str | None, insecure: tuple[str, ...], jobs: 
         platform=wanted,
         jobs=jobs,
         progress=TransferDisplay(),
+        layout=store.layout,  # written straight into the store, all or nothing
     )
     name = ref.familiar
     try:
         before: str | None = store.resolve(name).digest
     except AlpenglowError:  # not there before (or unreadable: replaced now)
         before = None
-    store.add(bundle, [name])
+    store.add(bundle, [name], verified=True)  # every blob was checked as it arrived
     click.echo(f"Digest: {bundle.root.digest}")
     if before == bundle.root.digest:
         click.echo(f"Status: Image is up to date for {name}")
@@ -148,6 +149,7 @@ def copy(
         jobs=jobs,
         progress=TransferDisplay() if dst.remote is not None else None,
         mount_from=mount_from,
+        verified=src.remote is not None,  # a pull checked every blob as it arrived
     )
     for item in written:
         say(f"wrote {item}")

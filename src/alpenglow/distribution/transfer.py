@@ -8,8 +8,8 @@ incomplete, and a re-run uploads nothing.
 
 :func:`pull` reads the root manifest or index, the manifests it lists (all platforms, or the
 one asked for, which then becomes the root), and every config and layer, in parallel; each
-blob is verified against its digest and size before it is kept (in memory, or streamed into
-an OCI layout).
+blob is verified against its digest and size before it is kept (in memory, or written
+straight into an OCI layout, all or nothing).
 
 Progress goes to a :class:`Progress` (per blob: started, advanced, finished); the library
 never prints. Implementations must be thread-safe.
@@ -17,11 +17,14 @@ never prints. Implementations must be thread-safe.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from typing import IO, Protocol, TypeVar
+from pathlib import Path
+from typing import Protocol, TypeVar
 
 from alpenglow.distribution.client import RawManifest, RegistryClient
 from alpenglow.distribution.reference import Reference
@@ -290,6 +293,7 @@ def _pull_blob(
     desc: Descriptor,
     progress: Progress,
     layout: Layout | None,
+    staged: list[tuple[Path, Path]],
 ) -> bytes | None:
     digest = desc.digest
     progress.started(digest, desc.size)
@@ -299,13 +303,15 @@ def _pull_blob(
                 progress.advanced(digest, desc.size)
                 progress.finished(digest, "cached")
                 return None
-            client.get_blob(
+            tmp = layout.staging_path(digest)
+            client.download_blob(
                 repository,
                 digest,
-                functools.partial(_store_stream, layout, digest),
+                tmp,
                 size=desc.size,
                 progress=functools.partial(progress.advanced, digest),
             )
+            staged.append((tmp, layout.blob_path(digest)))  # list.append is atomic
             data = None
         else:
             data = client.get_blob(
@@ -335,8 +341,20 @@ def _present(layout: Layout, desc: Descriptor) -> bool:
     return f"{algorithm}:{actual}" == desc.digest
 
 
-def _store_stream(layout: Layout, digest: str, fh: IO[bytes]) -> int:
-    return layout.put_blob_stream(iter(functools.partial(fh.read, 1 << 20), b""), digest)
+def _discard(staged: Sequence[tuple[Path, Path]]) -> None:
+    for tmp, _ in staged:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def _commit(staged: Sequence[tuple[Path, Path]], layout: Layout) -> None:
+    """Rename the verified downloads into place."""
+    try:
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    except OSError as exc:
+        _discard(staged)
+        raise AlpenglowError(f"{layout.path}: cannot store a blob: {exc.strerror}") from None
 
 
 def pull(
@@ -354,9 +372,11 @@ def pull(
     bundle's root (carrying its platform); a single-image ``ref`` must match it. Without,
     every manifest the index lists is pulled. Every byte is verified before it is kept.
 
-    The blobs are held in memory, or with ``layout`` streamed into that OCI layout as they
-    are verified (blobs it already has are not downloaded); the bundle then reads them from
-    there. Nothing is named in the layout's ``index.json``."""
+    The blobs are held in memory, or with ``layout`` written straight into that OCI layout
+    (blobs it already has are not downloaded): each under a temporary name, hashed as it
+    arrives, and renamed into place only once every blob has arrived whole and verified, so
+    a failed pull leaves nothing behind. The bundle then reads them from there. Nothing is
+    named in the layout's ``index.json``."""
     repository = ref.repository
     source = str(ref)
     reporter: Progress = progress or NullProgress()
@@ -389,12 +409,18 @@ def pull(
         if not matches(platform, have):
             raise ImageNotFound(f"{source}: the image is for {have}, not {platform}")
         root = root.with_platform(have)
+    staged: list[tuple[Path, Path]] = []
     tasks = [
-        functools.partial(_pull_blob, client, repository, desc, reporter, layout)
+        functools.partial(_pull_blob, client, repository, desc, reporter, layout, staged)
         for desc in leaves.values()
     ]
-    results = _run_parallel(tasks, jobs)
+    try:
+        results = _run_parallel(tasks, jobs)
+    except BaseException:
+        _discard(staged)
+        raise
     if layout is not None:
+        _commit(staged, layout)
         for digest, document in documents.items():
             layout.put_blob(document, digest)
         keep = [d for d in (root, *manifests) if d.digest in documents]

@@ -42,6 +42,7 @@ __all__ = [
     "ImageRow",
     "ImageStore",
     "RemoveResult",
+    "check_structure",
     "default_store_path",
     "parse_name",
     "short_id",
@@ -221,6 +222,7 @@ class ImageStore:
         names: Sequence[str],
         *,
         referrers: Sequence[ImageBundle] = (),
+        verified: bool = False,
     ) -> Descriptor:
         """Store ``bundle`` under every name in ``names`` (``NAME[:TAG]``); a name already
         in use is moved to this image (the old image's blobs stay until :meth:`gc`).
@@ -228,18 +230,24 @@ class ImageStore:
         ``referrers`` are artifacts about the image (an SBOM manifest whose ``subject`` is
         one of its manifests); they are stored as unnamed entries, not listed as images,
         found with :meth:`referrers`, and dropped by :meth:`gc` once their subject is gone.
-        All names and blobs are checked before anything is written."""
+        All names and blobs are checked before anything is written.
+
+        With ``verified`` the caller vouches that every blob has its digest (a pull checked
+        each as it arrived, maybe straight into this store's layout): the blobs are not
+        hashed again, only their presence and sizes and the images' structure are checked."""
         if not names:
             raise InvalidReference("an image needs at least one name to be stored")
         refs = [parse_name(name).ref_name for name in names]
-        bundle.verify()
-        for artifact in referrers:
-            artifact.verify()
+        for artifact in (bundle, *referrers):
+            if verified:
+                check_structure(artifact)
+            else:
+                artifact.verify()
         layout = self.layout
         with layout.locked():
             for artifact in referrers:
-                layout.write_bundle(artifact)
-            return layout.write_bundle(bundle, refs)
+                layout.write_bundle(artifact, verified=verified)
+            return layout.write_bundle(bundle, refs, verified=verified)
 
     def referrers(self, digest: str) -> tuple[Descriptor, ...]:
         """The unnamed entries whose manifest's ``subject`` is ``digest``."""
@@ -391,6 +399,17 @@ class ImageStore:
             return (), 0, "", str(exc)
         created = max((image.config.created for image in images), default="")
         return tuple(str(i.platform) for i in images), bundle.size, created, ""
+
+
+def check_structure(bundle: ImageBundle) -> None:
+    """What :meth:`ImageBundle.verify` checks besides the digests (for a bundle whose blobs
+    were verified as they arrived): each image's config lists one diff_id per layer."""
+    for image in bundle.images():
+        if len(image.config.diff_ids) != len(image.manifest.layers):
+            raise FormatError(
+                f"{bundle.source}: image {image.descriptor.digest}: the config lists "
+                f"{len(image.config.diff_ids)} diff_ids for {len(image.manifest.layers)} layers"
+            )
 
 
 def _without_name(desc: Descriptor) -> Descriptor:
