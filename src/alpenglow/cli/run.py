@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["RunArgs", "main", "parse_run_args"]  # and `run`, the click command (built lazily)
@@ -80,29 +79,58 @@ _REPEATED = {"env", "env_file", "volumes"}
 _CHOICES = {"network": ("host", "none"), "pull": ("missing", "never")}
 
 
-@dataclass(slots=True)
 class RunArgs:
-    """The parsed command line of ``run``."""
+    """The parsed command line of ``run`` (filled in option by option while parsing).
 
-    image: str = ""
-    command: tuple[str, ...] = ()
-    detach: bool = False
-    interactive: bool = False
-    tty: bool = False
-    auto_remove: bool = False
-    help: bool = False
-    name: str | None = None
-    env: list[str] = field(default_factory=list)
-    env_file: list[str] = field(default_factory=list)
-    workdir: str = ""
-    user: str = ""
-    volumes: list[str] = field(default_factory=list)
-    entrypoint: str | None = None
-    network: str = "host"
-    hostname: str = ""
-    platform: str | None = None
-    pull: str = "missing"
-    stop_timeout: int = 10
+    A plain slotted class, not a dataclass: ``run`` is the start-up path of every container,
+    and generating a dataclass's methods at import costs more than the parsing itself."""
+
+    __slots__ = (
+        "auto_remove",
+        "command",
+        "detach",
+        "entrypoint",
+        "env",
+        "env_file",
+        "help",
+        "hostname",
+        "image",
+        "interactive",
+        "name",
+        "network",
+        "platform",
+        "pull",
+        "stop_timeout",
+        "tty",
+        "user",
+        "volumes",
+        "workdir",
+    )
+
+    def __init__(self) -> None:
+        self.image = ""
+        self.command: tuple[str, ...] = ()
+        self.detach = False
+        self.interactive = False
+        self.tty = False
+        self.auto_remove = False
+        self.help = False
+        self.name: str | None = None
+        self.env: list[str] = []
+        self.env_file: list[str] = []
+        self.workdir = ""
+        self.user = ""
+        self.volumes: list[str] = []
+        self.entrypoint: str | None = None
+        self.network = "host"
+        self.hostname = ""
+        self.platform: str | None = None
+        self.pull = "missing"
+        self.stop_timeout = 10
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"RunArgs({fields})"
 
 
 def _set(args: RunArgs, dest: str, value: str, option: str) -> None:

@@ -29,7 +29,6 @@ import io
 import os
 import stat
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, cast
 
@@ -351,13 +350,20 @@ def unpack_layer(
     extractor.finish()
 
 
-@dataclass(frozen=True, slots=True)
 class LayerStore:
     """Unpacked layers under ``path`` (``RUNTIME/layers``), one directory per diff_id.
 
-    The caller serialises :meth:`ensure` and :meth:`gc` (the container store's lock)."""
+    The caller serialises :meth:`ensure` and :meth:`gc` (the container store's lock). A
+    service object like :class:`~alpenglow.runtime.containers.ContainerStore` (a plain
+    slotted class: no dataclass to generate when a container starts)."""
 
-    path: Path
+    __slots__ = ("path",)
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"LayerStore({str(self.path)!r})"
 
     def dir(self, diff_id: str) -> Path:
         algorithm, _, hexpart = check_digest(diff_id, "diff_id").partition(":")
