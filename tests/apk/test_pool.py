@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from alpenglow.apk.index import Package
-from alpenglow.apk.pool import _PLAIN_VERSION, _CandidateShell, _Entry
+from alpenglow.apk.pool import _PLAIN_VERSION, _Entry, _freeze
 from alpenglow.apk.solver import Candidate
 from alpenglow.apk.version import is_valid
 
@@ -26,20 +27,24 @@ def test_plain_version_shape_covers_common_versions() -> None:
         assert _PLAIN_VERSION(text) is None
 
 
-def test_candidate_shell_builds_a_candidate() -> None:
+def test_entry_freezes_into_a_candidate() -> None:
     entry = _Entry(Package("a", "1.0-r0"), b"\x01" * 20, True)
     entry.repos = 5
     entry.installed = True
-    cand: object = _CandidateShell(entry)
+    cand: object = _freeze(entry)
     assert type(cand) is Candidate
+    assert id(cand) == id(entry)  # the same object, re-labelled
     assert (cand.package, cand.identity, cand.repos, cand.installed) == (
-        entry.package,
+        Package("a", "1.0-r0"),
         b"\x01" * 20,
         5,
         True,
     )
     assert cand.uninstallable
     assert not cand.cached
+    assert _freeze(entry) is cand  # once
+    with pytest.raises(AttributeError):  # frozen now (FrozenInstanceError)
+        cand.repos = 1  # type: ignore[misc]
 
 
 def _pool_view(pool: object) -> object:

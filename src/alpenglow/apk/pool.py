@@ -291,22 +291,15 @@ def normalize_index_package(pkg: Package, compat: Compat) -> tuple[Package, bool
 
 
 class _Entry:
-    """A package while the pool is being built (merged by identity)."""
+    """A package while the pool is being built (merged by identity).
 
-    __slots__ = (
-        "broken_files",
-        "broken_script",
-        "cached",
-        "cached_non_repository",
-        "cand",
-        "identity",
-        "installed",
-        "late",
-        "package",
-        "repos",
-        "repository_tag",
-        "uninstallable",
-    )
+    It has exactly the slots of :class:`Candidate`, so that finishing the pool re-labels
+    each entry in place as the frozen ``Candidate`` it then is (:func:`_freeze`): one
+    object per package instead of an entry plus a candidate, and no frozen-dataclass
+    ``object.__setattr__`` per field. Code that changes entries checks
+    ``type(entry) is _Entry`` first: a frozen one is final."""
+
+    __slots__ = Candidate.__slots__
 
     def __init__(self, package: Package, identity: bytes, uninstallable: bool) -> None:
         self.package = package
@@ -319,29 +312,13 @@ class _Entry:
         self.cached_non_repository = False
         self.broken_files = False
         self.broken_script = False
-        self.late = False
-        self.cand: Candidate | None = None
 
 
-class _CandidateShell:
-    """Builds a :class:`Candidate` from an entry without the frozen dataclass's per-field
-    ``object.__setattr__`` (thousands per run): a plain class with the same slots fills
-    them in, then the instance is re-labelled as the ``Candidate`` it is laid out as."""
-
-    __slots__ = Candidate.__slots__
-
-    def __init__(self, e: _Entry) -> None:
-        self.package = e.package
-        self.identity = e.identity
-        self.repos = e.repos
-        self.installed = e.installed
-        self.repository_tag = e.repository_tag
-        self.cached = e.cached
-        self.cached_non_repository = e.cached_non_repository
-        self.uninstallable = e.uninstallable
-        self.broken_files = e.broken_files
-        self.broken_script = e.broken_script
-        self.__class__ = Candidate  # type: ignore[assignment]
+def _freeze(e: _Entry | Candidate) -> Candidate:
+    """Re-label ``e`` as the :class:`Candidate` it is laid out as (done once)."""
+    if type(e) is _Entry:
+        e.__class__ = Candidate  # type: ignore[assignment]
+    return e  # type: ignore[return-value]
 
 
 class Pool:
@@ -353,11 +330,11 @@ class Pool:
         self.repositories: list[RepoInfo] = []
         self._tags: list[str] = [""]  # tag id -> name without "@"; 0 is untagged
         self._tag_repos: list[int] = [0]
-        self._entries: list[_Entry] = []
-        self._by_identity: dict[bytes, _Entry] = {}
-        self._installed: list[_Entry] = []
+        self._entries: list[_Entry | Candidate] = []  # Candidates once frozen
+        self._by_identity: dict[bytes, _Entry | Candidate] = {}
+        self._installed: list[_Entry | Candidate] = []
         self._sources: list[tuple[str, object]] = []  # for name creation order
-        self._late: list[_Entry] = []
+        self._late: list[_Entry | Candidate] = []
         self._finished = False
         self._providers: dict[str, list[tuple[Candidate, str | None]]] = {}
         self._revdeps: dict[str, list[Candidate]] | None = None
@@ -410,7 +387,7 @@ class Pool:
         *,
         cached: bool = False,
         ident: bytes | None = None,
-    ) -> _Entry | None:
+    ) -> _Entry | Candidate | None:
         if ident is None:
             ident = identity_key(pkg.checksum)
         if not ident:
@@ -424,7 +401,6 @@ class Pool:
             self._by_identity[ident] = entry
             self._entries.append(entry)
             if self._finished:
-                entry.late = True
                 self._late.append(entry)
                 self._register_late(entry)
         return entry
@@ -451,7 +427,7 @@ class Pool:
             if entry is None:
                 bad.append(pkg.name)
                 continue
-            if not entry.installed:
+            if type(entry) is _Entry and not entry.installed:
                 entry.installed = True
                 entry.repository_tag = tag
                 entry.broken_files = bfiles
@@ -466,7 +442,7 @@ class Pool:
         for pkg in pkgs:
             norm, uninstallable = normalize_index_package(pkg, self.compat)
             entry = self._add(norm, uninstallable)
-            if entry is not None:
+            if type(entry) is _Entry:
                 entry.cached_non_repository = True
 
     def add_repository(
@@ -523,7 +499,7 @@ class Pool:
         for pkg in pkgs:
             norm, uninstallable = normalize_index_package(pkg, self.compat)
             entry = self._add(norm, uninstallable)
-            if entry is not None:
+            if type(entry) is _Entry:
                 entry.repos |= bit
 
     def _add_prepared(
@@ -539,7 +515,7 @@ class Pool:
             if not as_is:
                 norm, uninstallable = normalize_index_package(pkg, self.compat)
                 entry = self._add(norm, uninstallable, ident=ident)
-                if entry is not None:
+                if type(entry) is _Entry:
                     entry.repos |= bit
                 continue
             entry = by_identity.get(ident) if ident else None
@@ -553,7 +529,8 @@ class Pool:
                     entry = _Entry(pkg, ident, not (not arch or arch in arches or arch == "noarch"))
                     by_identity[ident] = entry
                     entries.append(entry)
-            entry.repos |= bit
+            if type(entry) is _Entry:
+                entry.repos |= bit
 
     def _allow(self, index: int, mask: int) -> None:
         tag = 0
@@ -570,12 +547,7 @@ class Pool:
         entry = self._add(package, False, cached=True)
         if entry is None:
             raise ValueError(f"virtual package {package} has no identity")
-        if entry.cand is None:
-            entry.cand = self._freeze(entry)
-        return entry.cand
-
-    def _freeze(self, e: _Entry) -> Candidate:
-        return _CandidateShell(e)  # type: ignore[return-value]
+        return _freeze(entry)
 
     def finish(self) -> None:
         """Freeze the candidates and build the provider lists (apk's "open complete")."""
@@ -590,10 +562,11 @@ class Pool:
         reviif: dict[str, list[Candidate]] = {}
         providers_get = providers.get
         revdeps_get = revdeps.get
-        shell = _CandidateShell
+        entry_type = _Entry
         for e in self._entries:
-            cand: Candidate = shell(e)  # type: ignore[assignment]
-            e.cand = cand
+            if type(e) is entry_type:
+                e.__class__ = Candidate  # type: ignore[assignment]
+            cand: Candidate = e  # type: ignore[assignment]
             pkg = e.package
             for d in pkg.depends:
                 n = d.name
@@ -625,11 +598,11 @@ class Pool:
         self._providers = providers
         self._revdeps = revdeps
         self._reviif = reviif
-        self._installed_cands = tuple(e.cand for e in self._installed if e.cand is not None)
+        self._installed_cands = tuple(map(_freeze, self._installed))
         self._finished = True
 
-    def _register_late(self, e: _Entry) -> None:
-        cand = e.cand = self._freeze(e)
+    def _register_late(self, e: _Entry | Candidate) -> None:
+        cand = _freeze(e)
         pkg = e.package
         self._providers.setdefault(pkg.name, []).append((cand, pkg.version))
         for d in pkg.provides:
@@ -684,19 +657,18 @@ class Pool:
 
     def candidates(self) -> Iterable[Candidate]:
         for e in self._entries:
-            if e.cand is not None:
-                yield e.cand
+            if type(e) is Candidate:
+                yield e
 
     def _reverse_maps(self) -> tuple[dict[str, list[Candidate]], dict[str, list[Candidate]]]:
         if self._revdeps is None or self._reviif is None:
             revdeps: dict[str, list[Candidate]] = {}
             reviif: dict[str, list[Candidate]] = {}
+            late = set(map(id, self._late))
             for e in self._entries:
-                if e.late:
+                if type(e) is not Candidate or id(e) in late:
                     continue
-                cand = e.cand
-                if cand is None:
-                    continue
+                cand: Candidate = e
                 pkg = e.package
                 for d in pkg.depends:
                     lst = revdeps.get(d.name)
