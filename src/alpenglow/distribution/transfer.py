@@ -86,23 +86,45 @@ class NullProgress:
         pass
 
 
-def _run_parallel(tasks: Sequence[Callable[[], T]], jobs: int) -> list[T]:
-    """Run ``tasks`` on at most ``jobs`` threads; results in order. The first failure is
+class _Workers:
+    """At most ``jobs`` threads, started when first needed and reused by every batch of
+    one push or pull (starting a thread is not free on a busy machine)."""
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = max(1, jobs)
+        self._pool: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> _Workers:
+        return self
+
+    def pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.jobs)
+        return self._pool
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def _run_parallel(tasks: Sequence[Callable[[], T]], workers: _Workers) -> list[T]:
+    """Run ``tasks`` on the ``workers``' threads; results in order. The first failure is
     raised once the running tasks are done; tasks not yet started are cancelled."""
-    if len(tasks) <= 1 or jobs <= 1:
+    if len(tasks) <= 1 or workers.jobs <= 1:
         return [task() for task in tasks]
-    with ThreadPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
-        futures: list[Future[T]] = [pool.submit(task) for task in tasks]
-        wait(futures, return_when=FIRST_EXCEPTION)
-        for future in futures:
-            if future.done() and not future.cancelled() and future.exception() is not None:
-                for other in futures:
-                    other.cancel()
-                wait(futures)
-                error = future.exception()
-                assert error is not None
-                raise error
-        return [future.result() for future in futures]
+    pool = workers.pool()
+    futures: list[Future[T]] = [pool.submit(task) for task in tasks]
+    wait(futures, return_when=FIRST_EXCEPTION)
+    for future in futures:
+        if future.done() and not future.cancelled() and future.exception() is not None:
+            for other in futures:
+                other.cancel()
+            wait(futures)
+            error = future.exception()
+            assert error is not None
+            raise error
+    return [future.result() for future in futures]
 
 
 # --------------------------------------------------------------------------------------------
@@ -192,15 +214,15 @@ def _push_documents(
     repository: str,
     bundle: ImageBundle,
     documents: Sequence[Descriptor],
-    jobs: int = 1,
+    workers: _Workers,
 ) -> None:
-    """Put ``documents`` (children before parents): the image manifests ``jobs`` at a
-    time (none refers to another), then the indexes one by one in order."""
+    """Put ``documents`` (children before parents): the image manifests in parallel (none
+    refers to another), then the indexes one by one in order."""
     manifests = [d for d in documents if d.media_type not in INDEX_TYPES]
     indexes = [d for d in documents if d.media_type in INDEX_TYPES]
     _run_parallel(
         [functools.partial(_put_document, client, repository, bundle, d) for d in manifests],
-        jobs,
+        workers,
     )
     for desc in indexes:
         _put_document(client, repository, bundle, desc)
@@ -234,31 +256,32 @@ def push(
         )
     repository = ref.repository
     reporter: Progress = progress or NullProgress()
-    for artifact in (bundle, *referrers):
-        blobs, documents = _plan(artifact)
-        tasks = [
-            functools.partial(
-                _push_blob,
-                client,
-                repository,
-                artifact,
-                desc,
-                reporter,
-                mount_from,
-                chunk_size,
-            )
-            for desc in blobs
-        ]
-        _run_parallel(tasks, jobs)
-        root = artifact.root
-        children = [d for d in documents if d.digest != root.digest]
-        _push_documents(client, repository, artifact, children, jobs)
-        if artifact is bundle:
-            target = ref.tag or root.digest
-            data = bundle.blob(root.digest)
-            client.put_manifest(repository, target, data, root.media_type)
-        else:
-            _push_documents(client, repository, artifact, [root])
+    with _Workers(jobs) as workers:
+        for artifact in (bundle, *referrers):
+            blobs, documents = _plan(artifact)
+            tasks = [
+                functools.partial(
+                    _push_blob,
+                    client,
+                    repository,
+                    artifact,
+                    desc,
+                    reporter,
+                    mount_from,
+                    chunk_size,
+                )
+                for desc in blobs
+            ]
+            _run_parallel(tasks, workers)
+            root = artifact.root
+            children = [d for d in documents if d.digest != root.digest]
+            _push_documents(client, repository, artifact, children, workers)
+            if artifact is bundle:
+                target = ref.tag or root.digest
+                data = bundle.blob(root.digest)
+                client.put_manifest(repository, target, data, root.media_type)
+            else:
+                _push_documents(client, repository, artifact, [root], workers)
     return bundle.root
 
 
@@ -377,6 +400,18 @@ def pull(
     arrives, and renamed into place only once every blob has arrived whole and verified, so
     a failed pull leaves nothing behind. The bundle then reads them from there. Nothing is
     named in the layout's ``index.json``."""
+    with _Workers(jobs) as workers:
+        return _pull(ref, client, platform, progress, workers, layout)
+
+
+def _pull(
+    ref: Reference,
+    client: RegistryClient,
+    platform: Platform | None,
+    progress: Progress | None,
+    workers: _Workers,
+    layout: Layout | None,
+) -> ImageBundle:
     repository = ref.repository
     source = str(ref)
     reporter: Progress = progress or NullProgress()
@@ -385,7 +420,9 @@ def pull(
     documents: dict[str, bytes] = {root.digest: top.data}
     manifests: list[Descriptor] = []
     if root.media_type in INDEX_TYPES:
-        chosen = _walk_index(client, repository, root, top.data, platform, documents, source, jobs)
+        chosen = _walk_index(
+            client, repository, root, top.data, platform, documents, source, workers
+        )
         if platform is not None:
             root = chosen[0]
         manifests = chosen
@@ -415,7 +452,7 @@ def pull(
         for desc in leaves.values()
     ]
     try:
-        results = _run_parallel(tasks, jobs)
+        results = _run_parallel(tasks, workers)
     except BaseException:
         _discard(staged)
         raise
@@ -448,7 +485,7 @@ def _walk_index(
     platform: Platform | None,
     documents: dict[str, bytes],
     source: str,
-    jobs: int,
+    workers: _Workers,
 ) -> list[Descriptor]:
     """The image manifests under the index ``root`` (all, or the one for ``platform``),
     fetching every document on the way into ``documents``."""
@@ -467,7 +504,7 @@ def _walk_index(
                 functools.partial(_fetch_document, client, repository, child, source)
                 for child in wanted
             ],
-            jobs,
+            workers,
         )
         for child, doc in zip(wanted, fetched, strict=True):
             documents[child.digest] = doc.data
