@@ -27,7 +27,6 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
 
 from alpenglow.errors import AlpenglowError, ContainerError, FormatError
 from alpenglow.runtime import binfmt
@@ -60,7 +59,10 @@ from alpenglow.runtime.storage import (
     unmount_all,
 )
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up
 if TYPE_CHECKING:
+    from typing import IO, Any
+
     from alpenglow.oci.store import ImageStore
 
 __all__ = ["Engine", "PruneResult"]

@@ -18,11 +18,13 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from alpenglow.errors import FormatError, ImageNotFound
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up
 if TYPE_CHECKING:
+    from typing import Any
+
     from alpenglow.oci.image import Platform, PlatformImage
     from alpenglow.oci.store import ImageStore
 
@@ -41,6 +43,8 @@ _VERSION = 1
 
 @dataclass(frozen=True, slots=True)
 class LayerFacts:
+    """One layer of an image: its blob's digest, its ``diff_id`` and its media type."""
+
     digest: str
     diff_id: str
     media_type: str

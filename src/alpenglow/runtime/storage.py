@@ -30,12 +30,13 @@ import os
 import stat
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, cast
-
-if TYPE_CHECKING:
-    import tarfile
 
 from alpenglow.errors import AlpenglowError, ArchiveError, ContainerError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up
+if TYPE_CHECKING:
+    import tarfile
+    from typing import IO
 
 __all__ = [
     "LayerStore",
@@ -310,6 +311,7 @@ def unpack_layer(
     import gzip
     import tarfile
     import zlib
+    from typing import IO, cast
 
     check_digest(diff_id, source)
     outer = _HashingReader(blob, (digest or "sha256:").partition(":")[0])
