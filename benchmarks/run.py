@@ -1,10 +1,11 @@
 """Container start-up benchmark: ``alpenglow run --rm IMAGE true`` next to ``runc run`` on a
 ready bundle of the same image, and ``podman run --rm`` when podman works here.
 
-Run ``python benchmarks/run.py [--runs N]`` from the repository root, as root. The image is the
-test repository's ``alpine-base`` for x86_64 (built with ``alpenglow build`` from the
-repository served on 127.0.0.1). Figures are median wall times of fresh processes, after
-warm-up runs (the layers are unpacked and the image's facts cached by the first run):
+Run ``python benchmarks/run.py [--runs N] [--callgrind]`` from the repository root, as
+root. The image is the test repository's ``alpine-base`` for x86_64 (built with ``alpenglow
+build`` from the repository served on 127.0.0.1). Figures are median wall times of fresh
+processes, after warm-up runs (the layers are unpacked and the image's facts cached by the
+first run):
 
 - ``alpenglow run --rm alpine-base true``: create (record, overlay mount, bundle), run with
   runc in the foreground, record the exit, remove (unmount, delete);
@@ -17,7 +18,8 @@ warm-up runs (the layers are unpacked and the image's facts cached by the first 
 Python's bytecode is cached (``PYTHONPYCACHEPREFIX`` in the work directory) as an installed
 package has it, even when the environment sets ``PYTHONDONTWRITEBYTECODE``; the figure without
 bytecode is printed too. A fixed Python loop is timed as a reference for how busy the
-machine is.
+machine is; ``--callgrind`` also counts the instructions of one run (alpenglow's own process,
+fixed hash seed), which the machine's load does not move.
 """
 
 from __future__ import annotations
@@ -134,6 +136,28 @@ def runc_bundle_ms(env: dict[str, str], runs: int) -> float:
     return statistics.median(times) * 1000
 
 
+def callgrind_instructions(command: list[str], env: dict[str, str]) -> int | None:
+    """Instructions executed by ``command``'s own process (not its children: runc is not
+    counted) under valgrind's callgrind, with a fixed hash seed: a figure the machine's load
+    does not move, unlike wall and CPU times. None when valgrind is not installed."""
+    if shutil.which("valgrind") is None:
+        return None
+    done = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command],
+        env=dict(env, PYTHONHASHSEED="0"),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"failed under callgrind ({done.returncode}): {done.stderr[-2000:]}")
+    for line in done.stderr.splitlines():
+        if "Collected :" in line:
+            return int(line.rsplit(":", 1)[1].strip())
+    return None
+
+
 def podman_ms(archive: Path, runs: int) -> tuple[float | None, str]:
     if shutil.which("podman") is None:
         return None, "podman is not installed"
@@ -171,6 +195,11 @@ def podman_ms(archive: Path, runs: int) -> tuple[float | None, str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="also count the instructions of one alpenglow run (valgrind; python's only)",
+    )
     opts = parser.parse_args()
     if os.geteuid() != 0 or runc_path() is None:
         raise SystemExit("needs root and runc")
@@ -196,6 +225,11 @@ def main() -> int:
         no_bytecode = dict(env, PYTHONDONTWRITEBYTECODE="1")
         no_bytecode.pop("PYTHONPYCACHEPREFIX")
         ours_cold = median_ms(command, max(3, opts.runs // 3), no_bytecode)
+        instructions = (
+            callgrind_instructions([sys.executable, str(EXE), *command[1:]], env)
+            if opts.callgrind
+            else None
+        )
         runc = runc_bundle_ms(env, opts.runs)
         runc_cpu = cpu_ms(opts.runs)
         podman, podman_note = podman_ms(archive, opts.runs)
@@ -226,6 +260,10 @@ def main() -> int:
             f"overhead of alpenglow over runc: {ours - runc:.1f} ms wall, "
             f"{ours_cpu - runc_cpu:.1f} ms cpu (target: at most 150 ms)"
         )
+        if instructions is not None:
+            print(
+                f"instructions of one alpenglow run (callgrind, its own process): {instructions:,}"
+            )
         if podman is not None:
             print(f"alpenglow is {podman / ours:.1f}x faster than podman (wall)")
         else:
