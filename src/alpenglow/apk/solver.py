@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntFlag
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from alpenglow.apk.version import ANY, CHECKSUM, Op, compare_mask
 
@@ -320,7 +320,7 @@ class _Pkg:
         self.provides_scan = 0
         # Reverse dependencies and reverse install_if of the package's own name and of every
         # name it provides, flattened in that order (made on first use; see _targets).
-        self.rdep_targets: tuple[_Name, ...] | None = None
+        self.rdep_targets: tuple[str, ...] | None = None
         self.iif_targets: tuple[_Name, ...] | None = None
         self.repos = 0
         self.conflicts = 0
@@ -343,6 +343,8 @@ class _Pkg:
     def __repr__(self) -> str:
         return f"<_Pkg {self.cand}>"
 
+
+_T = TypeVar("_T")
 
 _NO_QUEUE, _Q_RESOLVENOW, _Q_SELECTABLE, _Q_UNRESOLVED = range(4)
 
@@ -386,7 +388,8 @@ class _Name:
     def __init__(self, name: str) -> None:
         self.name = name
         self.providers: list[tuple[_Pkg, str | None]] | None = None
-        self.rdepends: Sequence[_Name] | None = None
+        # names only: most reverse dependencies never enter the solve, so they get no state
+        self.rdepends: Sequence[str] | None = None
         self.rinstall_if: Sequence[_Name] | None = None
         self.seen = False
         self.locked = False
@@ -536,11 +539,12 @@ class _Solver:
         self.pkgs[id(cand)] = ps
         return ps
 
-    def rdepends(self, st: _Name) -> Sequence[_Name]:
+    def rdepends(self, st: _Name) -> Sequence[str]:
+        """The names whose providers depend on ``st`` (a name without a state yet has not
+        been seen: the callers skip it)."""
         r = st.rdepends
         if r is None:
-            names = self.provider.rdepends(st.name)
-            r = st.rdepends = self._names(names) if names else ()
+            r = st.rdepends = self.provider.rdepends(st.name) or ()
         return r
 
     def rinstall_if(self, st: _Name) -> Sequence[_Name]:
@@ -637,8 +641,10 @@ class _Solver:
     # -- propagation -----------------------------------------------------------------------
 
     def reevaluate_reverse_deps(self, st: _Name) -> None:
-        for st0 in self.rdepends(st):
-            if not st0.seen:
+        get = self.names.get
+        for n in self.rdepends(st):
+            st0 = get(n)
+            if st0 is None or not st0.seen:
                 continue
             st0.reevaluate_deps = True
             self.queue_dirty(st0)
@@ -650,7 +656,7 @@ class _Solver:
             st0.reevaluate_iif = True
             self.queue_dirty(st0)
 
-    def _targets(self, ps: _Pkg, reverse: Callable[[_Name], Sequence[_Name]]) -> tuple[_Name, ...]:
+    def _targets(self, ps: _Pkg, reverse: Callable[[_Name], Sequence[_T]]) -> tuple[_T, ...]:
         """``reverse`` of the package's name, then of each name it provides, in one tuple:
         what apk walks name by name, made once per package (a busybox provides hundreds of
         names, nearly all with empty reverse lists)."""
@@ -675,8 +681,10 @@ class _Solver:
         targets = ps.rdep_targets
         if targets is None:
             targets = ps.rdep_targets = self._targets(ps, self.rdepends)
-        for st0 in targets:
-            if not st0.seen:
+        get = self.names.get
+        for n in targets:
+            st0 = get(n)
+            if st0 is None or not st0.seen:
                 continue
             st0.reevaluate_deps = True
             self.queue_dirty(st0)
@@ -948,8 +956,10 @@ class _Solver:
                 dst.has_virtual_provides = False
 
         done = True
-        for st0 in self.rdepends(st):
-            if st0.seen and not st0.locked:
+        get = self.names.get
+        for n in self.rdepends(st):
+            st0 = get(n)
+            if st0 is not None and st0.seen and not st0.locked:
                 done = False
                 break
         st.reverse_deps_done = done
@@ -1216,7 +1226,7 @@ class _Solver:
         (apk_pkg_foreach_reverse_dependency with APK_DEP_SATISFIES)."""
         lists = [self.rdepends(ps.name)] + [self.rdepends(dst) for _, dst in ps.provides]
         for rdeps in lists:
-            for st0 in rdeps:
+            for st0 in self._names(rdeps):
                 for pkg0, _ in self.providers(st0):
                     if installed and not pkg0.cand.installed:
                         continue
