@@ -21,6 +21,7 @@ import contextlib
 import functools
 import hashlib
 import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -114,7 +115,12 @@ def _run_parallel(tasks: Sequence[Callable[[], T]], workers: _Workers) -> list[T
     if len(tasks) <= 1 or workers.jobs <= 1:
         return [task() for task in tasks]
     pool = workers.pool()
-    futures: list[Future[T]] = [pool.submit(task) for task in tasks]
+    return _gather([pool.submit(task) for task in tasks])
+
+
+def _gather(futures: Sequence[Future[T]]) -> list[T]:
+    """The results of ``futures`` in order; the first failure is raised once the running
+    ones are done, those not started yet are cancelled."""
     wait(futures, return_when=FIRST_EXCEPTION)
     for future in futures:
         if future.done() and not future.cancelled() and future.exception() is not None:
@@ -289,8 +295,43 @@ def push(
 # pull
 
 
+class _EarlyLeaves:
+    """Blob downloads started by the worker that fetched their manifest, so blobs flow
+    while the other manifests of an index are still on their way."""
+
+    def __init__(self, workers: _Workers, start: Callable[[Descriptor], bytes | None]) -> None:
+        self._workers = workers
+        self._start = start
+        self._lock = threading.Lock()
+        self.futures: dict[str, Future[bytes | None]] = {}
+
+    def manifest_arrived(self, data: bytes) -> None:
+        try:
+            manifest = parse_manifest(data)
+        except FormatError:
+            return  # reported when the manifest is read again
+        with self._lock:
+            for leaf in (manifest.config, *manifest.layers):
+                if leaf.media_type in OPTIONAL_LAYER_TYPES or leaf.digest in self.futures:
+                    continue
+                pool = self._workers.pool()
+                self.futures[leaf.digest] = pool.submit(self._start, leaf)
+
+    def cancel(self) -> None:
+        """Cancel what has not started and wait for the rest."""
+        with self._lock:
+            futures = list(self.futures.values())
+        for future in futures:
+            future.cancel()
+        wait(futures)
+
+
 def _fetch_document(
-    client: RegistryClient, repository: str, desc: Descriptor, source: str
+    client: RegistryClient,
+    repository: str,
+    desc: Descriptor,
+    source: str,
+    early: _EarlyLeaves | None = None,
 ) -> RawManifest:
     raw = client.get_manifest(repository, desc.digest)
     if len(raw.data) != desc.size:
@@ -300,6 +341,8 @@ def _fetch_document(
             registry=client.registry,
             repository=repository,
         )
+    if early is not None and desc.media_type in MANIFEST_TYPES:
+        early.manifest_arrived(raw.data)
     return raw
 
 
@@ -413,15 +456,40 @@ def _pull(
     layout: Layout | None,
 ) -> ImageBundle:
     repository = ref.repository
-    source = str(ref)
     reporter: Progress = progress or NullProgress()
+    staged: list[tuple[Path, Path]] = []
+    start = functools.partial(
+        _pull_blob, client, repository, progress=reporter, layout=layout, staged=staged
+    )
+    early = _EarlyLeaves(workers, start) if platform is None and workers.jobs > 1 else None
+    try:
+        return _pull_all(ref, client, platform, workers, layout, start, staged, early)
+    except BaseException:
+        if early is not None:
+            early.cancel()
+        _discard(staged)
+        raise
+
+
+def _pull_all(
+    ref: Reference,
+    client: RegistryClient,
+    platform: Platform | None,
+    workers: _Workers,
+    layout: Layout | None,
+    start: Callable[[Descriptor], bytes | None],
+    staged: list[tuple[Path, Path]],
+    early: _EarlyLeaves | None,
+) -> ImageBundle:
+    repository = ref.repository
+    source = str(ref)
     top = client.get_manifest(repository, ref.ref)
     root = top.descriptor
     documents: dict[str, bytes] = {root.digest: top.data}
     manifests: list[Descriptor] = []
     if root.media_type in INDEX_TYPES:
         chosen = _walk_index(
-            client, repository, root, top.data, platform, documents, source, workers
+            client, repository, root, top.data, platform, documents, source, workers, early
         )
         if platform is not None:
             root = chosen[0]
@@ -446,16 +514,17 @@ def _pull(
         if not matches(platform, have):
             raise ImageNotFound(f"{source}: the image is for {have}, not {platform}")
         root = root.with_platform(have)
-    staged: list[tuple[Path, Path]] = []
-    tasks = [
-        functools.partial(_pull_blob, client, repository, desc, reporter, layout, staged)
-        for desc in leaves.values()
-    ]
-    try:
-        results = _run_parallel(tasks, workers)
-    except BaseException:
-        _discard(staged)
-        raise
+    started = early.futures if early is not None else {}
+    if started:
+        pool = workers.pool()
+        results = _gather(
+            [
+                started[desc.digest] if desc.digest in started else pool.submit(start, desc)
+                for desc in leaves.values()
+            ]
+        )
+    else:
+        results = _run_parallel([functools.partial(start, d) for d in leaves.values()], workers)
     if layout is not None:
         _commit(staged, layout)
         for digest, document in documents.items():
@@ -486,6 +555,7 @@ def _walk_index(
     documents: dict[str, bytes],
     source: str,
     workers: _Workers,
+    early: _EarlyLeaves | None = None,
 ) -> list[Descriptor]:
     """The image manifests under the index ``root`` (all, or the one for ``platform``),
     fetching every document on the way into ``documents``."""
@@ -501,7 +571,7 @@ def _walk_index(
         wanted = [c for c in children if c.digest not in documents]
         fetched = _run_parallel(
             [
-                functools.partial(_fetch_document, client, repository, child, source)
+                functools.partial(_fetch_document, client, repository, child, source, early)
                 for child in wanted
             ],
             workers,
