@@ -12,12 +12,18 @@ spoken to over plain HTTP, other registries over verified HTTPS unless named wit
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from alpenglow.cli._registry import (
     REGISTRY_PREFIX,
+    Location,
     TransferDisplay,
     client_for,
     insecure_option,
@@ -29,6 +35,9 @@ from alpenglow.cli._registry import (
     say,
     write_location,
 )
+
+if TYPE_CHECKING:
+    from alpenglow.oci.layout import Layout
 
 __all__ = ["copy", "digest", "ls", "manifest", "pull", "push", "tag"]
 
@@ -47,7 +56,6 @@ def push(source: str, target: str, insecure: tuple[str, ...], jobs: int) -> None
 
     SRC is a store name, oci:DIR[:NAME], oci-archive:FILE or docker-archive:FILE; REF a
     registry reference (docker:// optional)."""
-    from alpenglow.cli._registry import Location
     from alpenglow.oci.store import ImageStore
 
     store = ImageStore.from_environment(os.environ)
@@ -72,7 +80,6 @@ def pull(reference: str, platform: str | None, insecure: tuple[str, ...], jobs: 
 
     Every platform of REF, or the one named with --platform; stored under REF's name as
     docker names it."""
-    from alpenglow.cli._registry import Location
     from alpenglow.errors import AlpenglowError
     from alpenglow.oci.platform import parse_platform
     from alpenglow.oci.store import ImageStore
@@ -123,14 +130,16 @@ def copy(
     src = parse_location(source)
     dst = parse_location(target)
     wanted = parse_platform(platform) if platform else None
-    bundle = read_location(
-        src,
-        store=store,
-        insecure=insecure,
-        platform=wanted,
-        jobs=jobs,
-        progress=TransferDisplay() if src.remote is not None else None,
-    )
+    with _straight_into(src, dst) as layout:
+        bundle = read_location(
+            src,
+            store=store,
+            insecure=insecure,
+            platform=wanted,
+            jobs=jobs,
+            progress=TransferDisplay() if src.remote is not None else None,
+            layout=layout,
+        )
     mount_from = None
     if (
         src.remote is not None
@@ -154,6 +163,31 @@ def copy(
     for item in written:
         say(f"wrote {item}")
     click.echo(bundle.root.digest)
+
+
+@contextmanager
+def _straight_into(src: Location, dst: Location) -> Iterator[Layout | None]:
+    """The layout a pull from a registry is written straight into: the destination's, when
+    it is an ``oci:`` layout (created here, and removed again if the pull fails and it did
+    not exist before), else None (the pull is held in memory)."""
+    if src.remote is None or dst.remote is not None:
+        yield None
+        return
+    from alpenglow.oci.layout import Layout
+    from alpenglow.oci.transport import parse_reference
+
+    local = parse_reference(dst.local)
+    if local.transport != "oci":
+        yield None
+        return
+    path = Path(local.path)
+    existed = path.exists()
+    try:
+        yield Layout.create(path)
+    except BaseException:
+        if not existed:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
 
 
 @click.command("tag")
