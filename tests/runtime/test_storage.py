@@ -341,6 +341,24 @@ def test_overlay_mount_shows_the_merged_layers(tmp_path: Path, layered: list[Pat
 
 
 @root_only
+def test_volatile_overlay_can_be_mounted_again(tmp_path: Path, layered: list[Path]) -> None:
+    if not overlay_supported(tmp_path):
+        pytest.skip("overlayfs cannot be mounted here")
+    for name in ("upper", "work", "merged"):
+        (tmp_path / name).mkdir()
+    dirs = (tmp_path / "upper", tmp_path / "work", tmp_path / "merged")
+    for round_ in range(2):  # the marker a volatile mount leaves must not stop the next one
+        mount_overlay(layered, *dirs, volatile=True)
+        try:
+            assert view(tmp_path / "merged")["etc/motd"] == ("file", "new motd")
+            (tmp_path / "merged" / f"round-{round_}").write_text("x")
+        finally:
+            assert unmount_all(tmp_path) == 1
+    assert sorted(p.name for p in (tmp_path / "upper").iterdir()) == ["round-0", "round-1"]
+    assert mounts_below(tmp_path) == []
+
+
+@root_only
 def test_copy_fallback_matches_overlay(tmp_path: Path, layered: list[Path]) -> None:
     copy_layers(layered, tmp_path / "copy")
     assert view(tmp_path / "copy") == EXPECTED
