@@ -245,6 +245,15 @@ def test_echo_hello_leaves_nothing(runtime: dict[str, str]) -> None:
     assert (done.returncode, done.stdout) == (0, "3.21.0\n")
 
 
+def test_foreground_output_is_logged_too(runtime: dict[str, str]) -> None:
+    done = ag(runtime, "run", "--name", "fg", "alpine-base", "sh", "-c", "echo out; echo err >&2")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "out\n", "err\n")
+    logs = ag(runtime, "logs", "fg")
+    assert (logs.returncode, logs.stdout, logs.stderr) == (0, "out\n", "err\n")
+    assert ag(runtime, "logs", "--tail", "1", "fg").stderr == "err\n"
+    assert ag(runtime, "rm", "fg").returncode == 0
+
+
 def test_exit_codes_ps_and_restart_attached(runtime: dict[str, str]) -> None:
     done = ag(runtime, "run", "--name", "three", "alpine-base", "sh", "-c", "echo out; exit 3")
     assert (done.returncode, done.stdout) == (3, "out\n")

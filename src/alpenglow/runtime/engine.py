@@ -585,7 +585,8 @@ class Engine:
         error = ""
         try:
             argv = oci.run_argv(record.id, paths.bundle, log=paths.runtime_log)
-            code = _run_forwarding(argv, stdin=stdin)
+            log = None if record.tty else paths.log
+            code = _run_forwarding(argv, stdin=stdin, log=log)
             if code != 0:
                 error = self.runtime_error(paths, started)
         finally:
@@ -820,11 +821,58 @@ class Engine:
         }
 
 
-def _run_forwarding(argv: list[str], *, stdin: bool) -> int:
+def _copy_output(out_fd: int, err_fd: int, log: Path) -> None:
+    """Pass the child's output on to our stdout/stderr and append it to ``log`` until both
+    pipes are closed. A reader that went away on our side does not stop the logging, and a
+    log that cannot be written (a full disk) does not stop the output."""
+    import selectors
+
+    from alpenglow.runtime.logs import encode_entries
+
+    streams = {out_fd: (1, "stdout"), err_fd: (2, "stderr")}
+    sink: int | None = None
+    with contextlib.suppress(OSError):
+        sink = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+    with selectors.DefaultSelector() as selector:
+        for fd in streams:
+            selector.register(fd, selectors.EVENT_READ)
+        while streams:
+            for key, _ in selector.select():
+                fd = int(key.fd)
+                data = os.read(fd, 65536)
+                if not data:
+                    selector.unregister(fd)
+                    os.close(fd)
+                    del streams[fd]
+                    continue
+                ours, name = streams[fd]
+                with contextlib.suppress(OSError):
+                    _write_all(ours, data)
+                if sink is not None:
+                    try:
+                        _write_all(sink, encode_entries(name, data, time.time_ns()))
+                    except OSError:  # a full disk stops the log, never the container
+                        os.close(sink)
+                        sink = None
+    if sink is not None:
+        os.close(sink)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _run_forwarding(argv: list[str], *, stdin: bool, log: Path | None = None) -> int:
     """Run ``argv`` with this process's stdio (stdin: ``/dev/null`` unless ``stdin``) and
     return its exit status (128 + N when signal N killed it). The usual termination signals
     are passed on to it; SIGINT is ignored here while a terminal delivers it to the child as
-    well (same process group), and passed on otherwise."""
+    well (same process group), and passed on otherwise.
+
+    With ``log``, the child's stdout and stderr come through pipes: what it writes is passed
+    on to ours and appended to ``log`` as Docker's json-file lines, so that ``logs`` shows
+    the output of foreground containers too."""
     child = 0
 
     def forward(signum: int, _frame: object) -> None:
@@ -843,7 +891,15 @@ def _run_forwarding(argv: list[str], *, stdin: bool) -> int:
             action = signal.SIG_IGN
         previous[signum] = signal.signal(signum, action)
     try:
-        actions = [] if stdin else [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)]
+        actions: list[tuple[Any, ...]] = (
+            [] if stdin else [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)]
+        )
+        pipes: list[tuple[int, int]] = []
+        if log is not None:
+            pipes = [os.pipe(), os.pipe()]
+            for target, (read_end, write_end) in zip((1, 2), pipes, strict=True):
+                actions.append((os.POSIX_SPAWN_DUP2, write_end, target))
+                actions.append((os.POSIX_SPAWN_CLOSE, read_end))
         try:
             child = os.posix_spawn(
                 argv[0],
@@ -853,7 +909,14 @@ def _run_forwarding(argv: list[str], *, stdin: bool) -> int:
                 setsigdef=(*_FORWARDED, signal.SIGINT, signal.SIGPIPE),
             )
         except OSError as exc:
+            for read_end, write_end in pipes:
+                os.close(read_end)
+                os.close(write_end)
             raise ContainerError(f"{argv[0]}: cannot run: {exc.strerror}") from None
+        if log is not None:
+            for _, write_end in pipes:
+                os.close(write_end)
+            _copy_output(pipes[0][0], pipes[1][0], log)
         _, status = os.waitpid(child, 0)
         if os.WIFSIGNALED(status):
             return 128 + os.WTERMSIG(status)
