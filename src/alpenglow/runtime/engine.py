@@ -585,7 +585,8 @@ class Engine:
         error = ""
         try:
             argv = oci.run_argv(record.id, paths.bundle, log=paths.runtime_log)
-            log = None if record.tty else paths.log
+            # a --rm container's log would go with it: only kept containers are logged
+            log = None if record.tty or record.auto_remove else paths.log
             code = _run_forwarding(argv, stdin=stdin, log=log)
             if code != 0:
                 error = self.runtime_error(paths, started)
