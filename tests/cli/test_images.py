@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from alpenglow.cli.images import format_columns, human_size
+from alpenglow.cli._table import format_columns, human_size
 from alpenglow.oci.store import ImageStore
 from tests.cli.conftest import ALPENGLOW, Run
 from tests.oci.images import make_image, make_index

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from alpenglow.apk.database import parse_installed
-from alpenglow.cli.images import human_size
+from alpenglow.cli._table import human_size
 from alpenglow.oci.image import OCI_LAYER_GZIP, image_bundle, index_bundle
 from alpenglow.oci.store import ImageStore
 from alpenglow.oci.transport import write_oci

@@ -154,7 +154,7 @@ def build(
         if sbom_dir is not None:
             for path in write_sboms(result, sbom_dir, config.source.stem):
                 _say(f"wrote {path}")
-    from alpenglow.cli.images import human_size
+    from alpenglow.cli._table import human_size
 
     for p in result.platforms:
         size = len(p.blobs[p.config_digest]) + sum(d.size for d in p.layers)

@@ -129,7 +129,7 @@ def rm(force: bool, containers: tuple[str, ...]) -> None:
 def prune(force: bool) -> None:
     """Remove every stopped container and the unpacked layers no container uses."""
     from alpenglow.cli._runtime import make_engine
-    from alpenglow.cli.images import human_size
+    from alpenglow.cli._table import human_size
 
     if not force:
         click.echo(

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from alpenglow.cli.images import human_size, print_table
+from alpenglow.cli._table import human_size, print_table
 
 __all__ = ["inspect"]
 

@@ -30,7 +30,7 @@ def _command(args: tuple[str, ...], no_trunc: bool) -> str:
 def ps(all_containers: bool, quiet: bool, no_trunc: bool) -> None:
     """List containers."""
     from alpenglow.cli._runtime import describe_status, human_duration, make_engine
-    from alpenglow.cli.images import print_table
+    from alpenglow.cli._table import print_table
     from alpenglow.runtime.containers import parse_time
 
     engine = make_engine(pull=False)

@@ -49,7 +49,7 @@ def _short(digest: str | None, full: bool) -> str:
 
 
 def _show(moves: Sequence[TagMove], full: bool) -> None:
-    from alpenglow.cli.images import print_table
+    from alpenglow.cli._table import print_table
 
     rows = [
         (m.tag, _short(m.current, full), _short(m.new, full), m.action, m.reason) for m in moves
