@@ -606,7 +606,11 @@ def _read_tar(path: Path) -> dict[str, bytes]:
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         if isinstance(exc, OSError) and exc.strerror and not isinstance(exc, gzip.BadGzipFile):
             raise ArchiveError(f"{source}: cannot read: {exc.strerror}") from None
-        raise ArchiveError(f"{source}: not a readable tar archive ({exc or 'truncated'})") from None
+        # tarfile's "r:*" lists each compression it tried on lines of their own; the last
+        # one is the plain tar reader's reason, which keeps the message on one line
+        lines = str(exc).splitlines()
+        reason = lines[-1].removeprefix("- method tar: ") if lines else "truncated"
+        raise ArchiveError(f"{source}: not a readable tar archive ({reason})") from None
     for name in links:
         files_target = _resolve_link(name, links, files, source)
         files[name] = files[files_target]
