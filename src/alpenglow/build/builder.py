@@ -141,7 +141,7 @@ def build_platform(
         keys=keys,
         world=config.packages,
         cache_dir=cache_dir,
-        base=base.tree.copy() if base is not None else None,
+        base=base.tree if base is not None else None,  # install works on its own copy
         locked=locked,
     )
     result = install(request)
