@@ -33,8 +33,7 @@ def _each(names: tuple[str, ...], action: Callable[[str], None]) -> None:
         sys.exit(1)
 
 
-@click.command("stop")
-@click.option(
+_timeout_option = click.option(
     "-t",
     "--time",
     "timeout",
@@ -42,6 +41,10 @@ def _each(names: tuple[str, ...], action: Callable[[str], None]) -> None:
     default=None,
     help="seconds to wait before SIGKILL (default: the container's, 10)",
 )
+
+
+@click.command("stop")
+@_timeout_option
 @click.argument("containers", nargs=-1, required=True)
 def stop(timeout: int | None, containers: tuple[str, ...]) -> None:
     """Stop running containers (their stop signal, then SIGKILL)."""
@@ -84,14 +87,7 @@ def start(attach: bool, interactive: bool, containers: tuple[str, ...]) -> None:
 
 
 @click.command("restart")
-@click.option(
-    "-t",
-    "--time",
-    "timeout",
-    type=click.IntRange(min=0),
-    default=None,
-    help="seconds to wait before SIGKILL (default: the container's, 10)",
-)
+@_timeout_option
 @click.argument("containers", nargs=-1, required=True)
 def restart(timeout: int | None, containers: tuple[str, ...]) -> None:
     """Stop and start containers again (in the background)."""
