@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from alpenglow.errors import AlpenglowError
+
 if TYPE_CHECKING:
     from alpenglow.build.config import BuildConfig
     from alpenglow.build.multiarch import BuildResult
@@ -52,7 +54,7 @@ def _run_build(
         try:
             data = lockfile.read_bytes()
         except OSError as exc:
-            raise click.ClickException(f"{lockfile}: {exc.strerror}") from None
+            raise AlpenglowError(f"{lockfile}: {exc.strerror}") from None
         lock = parse_lock(data, source=str(lockfile))
     bases = None
     if config.base:
@@ -191,7 +193,7 @@ def lock(config_path: Path, arch: tuple[str, ...], output: Path | None, jobs: in
         os.replace(tmp, target)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise click.ClickException(f"{target}: {exc.strerror}") from None
+        raise AlpenglowError(f"{target}: cannot write: {exc.strerror}") from None
     count = sum(len(p.packages) for p in result.platforms)
     _say(f"wrote {target} ({count} packages, {len(result.platforms)} architectures)")
     sys.stdout.flush()
