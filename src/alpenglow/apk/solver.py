@@ -300,10 +300,8 @@ class _Pkg:
         "pkg_selectable",
         "provider_priority",
         "provides",
-        "provides_scan",
         "rdep_targets",
         "repos",
-        "seen",
         "solver_flags",
         "solver_flags_inheritable",
         "tag_ok",
@@ -317,7 +315,6 @@ class _Pkg:
         self.depends: Sequence[tuple[Dependency, _Name]] = ()
         self.provides: Sequence[tuple[Dependency, _Name]] = ()
         self.install_if: Sequence[tuple[Dependency, _Name]] = ()
-        self.provides_scan = 0
         # Reverse dependencies and reverse install_if of the package's own name and of every
         # name it provides, flattened in that order (made on first use; see _targets).
         self.rdep_targets: tuple[str, ...] | None = None
@@ -328,7 +325,6 @@ class _Pkg:
         self.pinning_preferred = 0
         self.solver_flags = 0
         self.solver_flags_inheritable = 0
-        self.seen = False
         self.pkg_available = False
         self.pkg_selectable = False
         self.tag_ok = False
@@ -424,12 +420,17 @@ class _Name:
 
 
 class _NameTable(dict[str, _Name]):
-    """Name -> state, a state made on first lookup."""
+    """Name -> state, a state made on first lookup (by the solver, which knows what
+    discovery found out about the name)."""
 
-    __slots__ = ()
+    __slots__ = ("make",)
+
+    def __init__(self, make: Callable[[str], _Name]) -> None:
+        super().__init__()
+        self.make = make
 
     def __missing__(self, name: str) -> _Name:
-        st = self[name] = _Name(name)
+        st = self[name] = self.make(name)
         return st
 
 
@@ -456,8 +457,13 @@ class _Solver:
         self.available_repos = provider.available_repos
         self.tag_repos = tuple(provider.tag_repos)
         self.default_repos = self.mask_repos(DEFAULT_PINNING)
-        self.names = _NameTable()
+        self.names = _NameTable(self._new_name)
         self.pkgs: dict[int, _Pkg] = {}
+        # What discovery found: the names and packages (by id of the candidate) it saw,
+        # and each seen name's order id. States are made from these on first use.
+        self.seen_names: set[str] = set()
+        self.seen_pkgs: set[int] = set()
+        self.order_ids: dict[str, int] = {}
         self.flags_inherit = 0
         self.pinning_inherit = 0
         self.order_counter = 0
@@ -470,8 +476,11 @@ class _Solver:
         self.qseq = 0
         self.changes: list[Change] = []
         self.flagged: frozenset[str] = frozenset()
-        # apk_solver_set_name_flags: every provider of the name gets the flags
-        for pname, (pflags, pinherit) in presets.items():
+        self.presets = presets
+
+    def apply_presets(self) -> None:
+        """apk_solver_set_name_flags: every provider of the name gets the flags."""
+        for pname, (pflags, pinherit) in self.presets.items():
             for ps, _ in self.providers(self.name(pname)):
                 ps.solver_flags |= int(pflags)
                 ps.solver_flags_inheritable |= int(pinherit)
@@ -483,6 +492,7 @@ class _Solver:
         frees the whole state when the solver goes, and the cyclic collector never has to
         walk the tens of thousands of objects a solve makes.
         """
+        self.names.make = _Name  # the table no longer refers back to the solver
         for st in self.names.values():
             st.providers = None
             st.rdepends = None
@@ -536,12 +546,24 @@ class _Solver:
         if cand.installed:
             repos |= self.tag_allowed(cand.repository_tag)
         ps.repos = repos
+        if id(cand) in self.seen_pkgs:
+            self._discovered_pkg(ps)
         self.pkgs[id(cand)] = ps
         return ps
 
+    def _new_name(self, name: str) -> _Name:
+        """A name's state, with what discovery set in it when discovery saw the name."""
+        st = _Name(name)
+        order_id = self.order_ids.get(name)
+        if order_id is not None:
+            st.seen = True
+            st.order_id = order_id
+            st.no_iif = self._discovered_no_iif(name)
+        return st
+
     def rdepends(self, st: _Name) -> Sequence[str]:
-        """The names whose providers depend on ``st`` (a name without a state yet has not
-        been seen: the callers skip it)."""
+        """The names whose providers depend on ``st`` (the callers skip the names that
+        discovery did not see)."""
         r = st.rdepends
         if r is None:
             r = st.rdepends = self.provider.rdepends(st.name) or ()
@@ -641,11 +663,12 @@ class _Solver:
     # -- propagation -----------------------------------------------------------------------
 
     def reevaluate_reverse_deps(self, st: _Name) -> None:
-        get = self.names.get
+        seen = self.seen_names
+        names = self.names
         for n in self.rdepends(st):
-            st0 = get(n)
-            if st0 is None or not st0.seen:
+            if n not in seen:
                 continue
+            st0 = names[n]
             st0.reevaluate_deps = True
             self.queue_dirty(st0)
 
@@ -681,11 +704,12 @@ class _Solver:
         targets = ps.rdep_targets
         if targets is None:
             targets = ps.rdep_targets = self._targets(ps, self.rdepends)
-        get = self.names.get
+        seen = self.seen_names
+        names = self.names
         for n in targets:
-            st0 = get(n)
-            if st0 is None or not st0.seen:
+            if n not in seen:
                 continue
+            st0 = names[n]
             st0.reevaluate_deps = True
             self.queue_dirty(st0)
         self.reevaluate_reverse_installif_pkg(ps)
@@ -704,70 +728,97 @@ class _Solver:
                 return True
         return False
 
-    def discover(self, st: _Name) -> None:
-        if st.seen:
-            return
-        st.seen = True
-        if self.tracing:
-            self.reporter.discovered(st.name)
-        providers = st.providers
-        if providers is None:
-            providers = self.providers(st)
-        discover = self.discover
-        # nothing reads the name's no_iif while its providers are discovered: it is set
-        # once, after the loop
-        no_iif = True
-        num_virtual = 0
-        for ps, _ in providers:
-            if not ps.seen:
-                self._discover_pkg(ps)
-            if no_iif and not ps.iif_failed:
-                no_iif = False
-            if ps.name is not st:
-                num_virtual += 1
-        st.no_iif = no_iif
-        riif = st.rinstall_if
-        for st0 in self.rinstall_if(st) if riif is None else riif:
-            if not st0.seen:
-                discover(st0)
-        for ps, _ in providers:
-            pname = ps.name
-            riif = pname.rinstall_if
-            for st0 in self.rinstall_if(pname) if riif is None else riif:
-                if not st0.seen:
-                    discover(st0)
-            # Discover the provided names in order. Names only ever become seen, so the
-            # entries before ``provides_scan`` need no second look: a package providing n
-            # names (busybox: hundreds) costs n steps instead of n * n.
-            provides = ps.provides
-            i = ps.provides_scan
-            end = len(provides)
-            while i < end:
-                st0 = provides[i][1]
-                i += 1
-                if not st0.seen:
-                    ps.provides_scan = i
-                    discover(st0)
-                    i = max(i, ps.provides_scan)
-            ps.provides_scan = i
-        order_flags = 0
-        if st.name not in self.flagged:
-            order_flags = 1 << 31
-        if len(providers) != num_virtual:
-            order_flags |= 1 << 30
-        self.order_counter += 1
-        order_id = order_flags | self.order_counter
-        # apk keeps this in a signed int: bit 31 makes the id negative, so names without
-        # per-name flags are decided after the flagged ones
-        st.order_id = order_id - (1 << 32) if order_id & (1 << 31) else order_id
-        for ps, _ in providers:
-            for _, st0 in ps.install_if:
-                if not st0.seen:
-                    discover(st0)
+    # -- discovery --------------------------------------------------------------------------
 
-    def _discover_pkg(self, ps: _Pkg) -> None:
+    def discover(self, roots: Iterable[str]) -> None:
+        """apk's discovery from each of ``roots`` in turn: every name reachable through
+        providers, dependencies, provided names and install_if, each numbered (its order
+        id) when its walk is done.
+
+        It walks the provider's records by name, making no solver state: a solve discovers
+        thousands of names and packages (busybox alone provides hundreds of names) but
+        touches a few hundred. The state of a seen name or package, made when the solve
+        first asks for it, gets what discovery would have set (:meth:`_new_name`,
+        :meth:`_discovered_pkg`); nothing else is set before the solve proper begins.
+        """
+        providers_of = self._providers_of
+        rinstall_if_of = self.provider.rinstall_if
+        seen = self.seen_names
+        seen_pkgs = self.seen_pkgs
+        order_ids = self.order_ids
+        flagged = self.flagged
+        reporter = self.reporter if self.tracing else None
+        riif_cache: dict[str, Sequence[str]] = {}
+        # how far each package's provided names have been walked: names only ever become
+        # seen, so a package providing n names (busybox: hundreds) costs n steps, not n * n
+        scanned: dict[int, int] = {}
+        counter = self.order_counter
+
+        def riif(n: str) -> Sequence[str]:
+            r = riif_cache.get(n)
+            if r is None:
+                r = riif_cache[n] = rinstall_if_of(n) or ()
+            return r
+
+        def walk(n: str) -> None:
+            nonlocal counter
+            seen.add(n)
+            if reporter is not None:
+                reporter.discovered(n)
+            provs = providers_of(n)
+            num_virtual = 0
+            for cand, _ in provs:
+                pkg = cand.package
+                k = id(cand)
+                if k not in seen_pkgs:
+                    seen_pkgs.add(k)
+                    for d in pkg.depends:
+                        if d.name not in seen:
+                            walk(d.name)
+                if pkg.name != n:
+                    num_virtual += 1
+            for n0 in riif(n):
+                if n0 not in seen:
+                    walk(n0)
+            for cand, _ in provs:
+                pkg = cand.package
+                for n0 in riif(pkg.name):
+                    if n0 not in seen:
+                        walk(n0)
+                provides = pkg.provides
+                if provides:
+                    k = id(cand)
+                    i = scanned.get(k, 0)
+                    end = len(provides)
+                    while i < end:
+                        n0 = provides[i].name
+                        i += 1
+                        if n0 not in seen:
+                            scanned[k] = i
+                            walk(n0)
+                            i = max(i, scanned[k])
+                    scanned[k] = i
+            order_flags = 0 if n in flagged else 1 << 31
+            if len(provs) != num_virtual:
+                order_flags |= 1 << 30
+            counter += 1
+            order_id = order_flags | counter
+            # apk keeps this in a signed int: bit 31 makes the id negative, so names without
+            # per-name flags are decided after the flagged ones
+            order_ids[n] = order_id - (1 << 32) if order_id & (1 << 31) else order_id
+            for cand, _ in provs:
+                for d in cand.package.install_if:
+                    if d.name not in seen:
+                        walk(d.name)
+
+        for n in roots:
+            if n not in seen:
+                walk(n)
+        self.order_counter = counter
+
+    def _discovered_pkg(self, ps: _Pkg) -> None:
+        """What apk's discovery sets in a package it sees (``ps.repos`` is set already)."""
         cand = ps.cand
-        ps.seen = True
         ps.pinning_allowed = DEFAULT_PINNING
         ps.pinning_preferred = DEFAULT_PINNING
         available = ps.pkg_available = bool(cand.repos & self.available_repos)
@@ -778,14 +829,22 @@ class _Solver:
             or cand.package.installed_size == 0
             or cand.installed
         )
-        ps.iif_failed = not ps.install_if or bool(self.flags_inherit & _AVAILABLE and not available)
+        ps.iif_failed = not ps.install_if or bool(self.flags & _AVAILABLE and not available)
         preferred = ps.tag_preferred = cand.package.installed_size == 0 or bool(
             ps.repos & self.default_repos
         )
         ps.tag_ok = preferred or cand.cached_non_repository or cand.installed
-        for _, st0 in ps.depends:
-            if not st0.seen:
-                self.discover(st0)
+
+    def _discovered_no_iif(self, name: str) -> bool:
+        """A seen name's ``no_iif`` after discovery: no provider has an install_if that
+        can trigger (:meth:`_discovered_pkg`'s ``iif_failed`` for each)."""
+        unavailable_fails = self.flags & _AVAILABLE
+        for cand, _ in self._providers_of(name):
+            if cand.package.install_if and not (
+                unavailable_fails and not cand.repos & self.available_repos
+            ):
+                return False
+        return True
 
     def name_requirers_changed(self, st: _Name) -> None:
         self.queue_unresolved(st, False)
@@ -957,11 +1016,13 @@ class _Solver:
 
         done = True
         get = self.names.get
+        seen = self.seen_names
         for n in self.rdepends(st):
-            st0 = get(n)
-            if st0 is not None and st0.seen and not st0.locked:
-                done = False
-                break
+            if n in seen:
+                st0 = get(n)  # a seen name without a state yet is not locked
+                if st0 is None or not st0.locked:
+                    done = False
+                    break
         st.reverse_deps_done = done
         self.queue_unresolved(st, reevaluate)
 
@@ -1266,11 +1327,10 @@ class _Solver:
     # -- main loop -------------------------------------------------------------------------
 
     def run(self, world: Sequence[Dependency], broken: set[int]) -> None:
+        self.discover(d.name for i, d in enumerate(world) if i not in broken)
+        self.apply_presets()
         resolved = [(d, self.name(d.name)) for d in world]
         self.flags_inherit = self.flags
-        for i, (_, st) in enumerate(resolved):
-            if i not in broken:
-                self.discover(st)
         for i, (d, st) in enumerate(resolved):
             if i not in broken:
                 self.pinning_inherit = 1 << _tag_id(d, self.provider)
