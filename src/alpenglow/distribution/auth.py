@@ -53,7 +53,7 @@ from alpenglow.distribution.reference import (
 from alpenglow.errors import AlpenglowError, RegistryError
 
 if TYPE_CHECKING:
-    import httpx
+    from alpenglow.http_client import Response
 
 __all__ = [
     "IDENTITY_TOKEN_USER",
@@ -600,8 +600,8 @@ class _Token:
     expires: float
 
 
-Send = Callable[..., "httpx.Response"]
-"""``send(method, url, *, params=None, headers=None, data=None) -> httpx.Response`` with
+Send = Callable[..., "Response"]
+"""``send(method, url, *, params=None, headers=None, data=None) -> Response`` with
 retries, no registry authorization and no redirects to other hosts carrying credentials."""
 
 
@@ -746,19 +746,19 @@ class Authenticator:
                 params.append(("account", credential.username))
                 headers["Authorization"] = credential.basic()
             response = send("GET", realm, params=params, headers=headers)
-        if response.status_code != 200:
+        if response.status != 200:
             what = "refused the credentials" if credential is not None else "refused"
             hint = (
                 f"check the credentials for {self.registry} (alpenglow login {self.registry})"
-                if response.status_code in (401, 403)
+                if response.status in (401, 403)
                 else None
             )
             raise RegistryError(
                 f"{self.registry}: the token service at {parts.netloc} {what}: "
-                f"HTTP {response.status_code}{_reason(response)}",
+                f"HTTP {response.status}{_reason(response)}",
                 hint=hint,
                 registry=self.registry,
-                status=response.status_code,
+                status=response.status,
             )
         try:
             obj = json.loads(response.content)
@@ -779,6 +779,6 @@ class Authenticator:
         return token
 
 
-def _reason(response: httpx.Response) -> str:
-    phrase = response.reason_phrase
+def _reason(response: Response) -> str:
+    phrase = response.reason
     return f" {phrase}" if phrase else ""

@@ -1,7 +1,8 @@
 """A client of the OCI distribution API (``/v2/``) for one registry. [edge]
 
-:class:`RegistryClient` speaks to one registry over ``httpx`` (imported when the first
-request is made). It is thread-safe: blob transfers run in parallel on one connection pool.
+:class:`RegistryClient` speaks to one registry over :class:`alpenglow.http_client.HttpClient`
+(made when the first request is). It is thread-safe: blob transfers run in parallel on one
+connection pool.
 
 * **Transport.** HTTPS with verified TLS, except for loopback registries (``localhost``,
   ``127.0.0.0/8``, ``::1``), which are spoken to over plain HTTP as docker does, and
@@ -36,13 +37,12 @@ import hashlib
 import io
 import json
 import os
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, NamedTuple, TypeVar, cast, overload
+from typing import IO, Any, NamedTuple, TypeVar, overload
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from alpenglow.apk.fetch import RETRY_STATUSES, RetryPolicy, retry_after_seconds
@@ -62,6 +62,18 @@ from alpenglow.distribution.reference import (
     normalize_registry,
 )
 from alpenglow.errors import DigestMismatch, RegistryError
+from alpenglow.http_client import (
+    CertificateError,
+    ConnectError,
+    ConnectionBroken,
+    ConnectionRefused,
+    HttpClient,
+    HttpError,
+    Response,
+    Timeout,
+    TLSError,
+    TransportError,
+)
 from alpenglow.oci.image import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
@@ -71,14 +83,6 @@ from alpenglow.oci.image import (
     OCI_MANIFEST,
     Descriptor,
 )
-
-if TYPE_CHECKING:
-    import httpx
-
-if "httpx" not in sys.modules:
-    # ``import httpx`` would import httpx's own command line (rich, pygments: about 50 ms
-    # of start-up) for its ``httpx.main``; with this entry it defines a stub instead.
-    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]  # "import fails"
 
 __all__ = [
     "MANIFEST_ACCEPT",
@@ -151,15 +155,14 @@ def _push(repository: str) -> frozenset[Scope]:
     return Scope.repository(repository, "pull", "push")
 
 
-def _network_reason(exc: BaseException) -> str:
-    import httpx
-
-    if isinstance(exc, httpx.TimeoutException):
+def _network_reason(exc: TransportError) -> str:
+    if isinstance(exc, Timeout):
         return "timed out"
-    if isinstance(exc, httpx.ConnectError):
-        text = str(exc)
-        return "connection refused" if "refused" in text.lower() else "cannot connect"
-    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+    if isinstance(exc, ConnectionRefused):
+        return "connection refused"
+    if isinstance(exc, ConnectError):
+        return "cannot connect"
+    if isinstance(exc, ConnectionBroken):
         return "connection broken"
     return type(exc).__name__
 
@@ -185,8 +188,10 @@ class RegistryClient:
     :class:`Reference`. ``credentials`` is a :class:`Credential`, a source of them
     (:func:`alpenglow.distribution.auth.default_credentials`) or None (anonymous).
     ``insecure`` names registries that may be spoken to over plain HTTP or unverified TLS.
-    ``transport``, ``sleep`` and ``rand`` replace the network stack, :func:`time.sleep`
-    and :func:`random.random` (tests).
+    ``http`` is the HTTP session to use (default: one made on the first request, with
+    ``timeout``, ``max_connections`` idle connections kept and, for an insecure registry,
+    unverified TLS for the registry's host only); ``sleep`` and ``rand`` replace
+    :func:`time.sleep` and :func:`random.random` (tests).
     """
 
     def __init__(
@@ -197,7 +202,7 @@ class RegistryClient:
         insecure: Collection[str] = (),
         retry: RetryPolicy | None = None,
         timeout: float = 60.0,
-        transport: httpx.BaseTransport | None = None,
+        http: HttpClient | None = None,
         max_connections: int = 16,
         user_agent: str = "alpenglow",
         sleep: Callable[[float], None] = time.sleep,
@@ -212,7 +217,7 @@ class RegistryClient:
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
         self.auth = Authenticator(self.registry, credentials, insecure=self.insecure)
-        self._transport = transport
+        self._given_http = http
         self._max_connections = max(1, max_connections)
         self._user_agent = user_agent
         self._sleep = sleep
@@ -221,7 +226,7 @@ class RegistryClient:
 
             rand = random.random
         self._rand = rand
-        self._client: httpx.Client | None = None
+        self._client: HttpClient | None = http
         self._base: str | None = None
         self._lock = threading.Lock()
 
@@ -235,42 +240,28 @@ class RegistryClient:
         self.close()
 
     def close(self) -> None:
-        """Close the connection pool (the client may be used again)."""
+        """Close the connection pool (the client may be used again); a given ``http``
+        session is left to its owner."""
         with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
+            client, self._client = self._client, self._given_http
+        if client is not None and client is not self._given_http:
             client.close()
 
     # -- plumbing --------------------------------------------------------------------------
 
-    def _http(self) -> httpx.Client:
+    def _http(self) -> HttpClient:
         with self._lock:
             if self._client is None:
-                import httpx
-
-                limits = httpx.Limits(
-                    max_connections=self._max_connections,
-                    max_keepalive_connections=self._max_connections,
-                )
-                mounts: dict[str, httpx.BaseTransport | None] = {}
-                transport = self._transport
-                if transport is None:
-                    # TLS contexts (loading the CA bundle costs 50-100 ms) are made when the
-                    # first https URL is asked for, not for a plain-HTTP registry
-                    transport = cast("httpx.BaseTransport", _LazyTransport(limits, verify=True))
-                    if self.insecure:
-                        # only the registry itself goes unverified: token services and
-                        # storage it redirects to keep their certificates checked
-                        mounts[f"https://{self.host}"] = cast(
-                            "httpx.BaseTransport", _LazyTransport(limits, verify=False)
-                        )
-                self._client = httpx.Client(
-                    transport=transport,
-                    mounts=mounts or None,
-                    timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 15.0), pool=None),
+                # TLS contexts (loading the CA bundle costs 50-100 ms) are made when the
+                # first https URL is asked for, not for a plain-HTTP registry; only the
+                # registry itself goes unverified when insecure: token services and the
+                # storage it redirects to keep their certificates checked
+                self._client = HttpClient(
+                    timeout=self.timeout,
+                    connect_timeout=min(self.timeout, 15.0),
+                    unverified_hosts=(self.host,) if self.insecure else (),
                     headers={"User-Agent": self._user_agent},
-                    follow_redirects=False,
-                    limits=limits,
+                    max_idle=self._max_connections,
                 )
             return self._client
 
@@ -290,22 +281,16 @@ class RegistryClient:
         return base
 
     def _probe_scheme(self) -> str:
-        import httpx
-
+        https, http = f"https://{self.host}", f"http://{self.host}"
         try:
-            self._http().get(f"https://{self.host}/v2/").close()
-        except httpx.ConnectError as exc:
-            text = str(exc).lower()
-            if "ssl" in text or "tls" in text or "wrong version" in text or "eof" in text:
-                return f"http://{self.host}"
-            if "refused" in text:
-                return f"http://{self.host}"
-            return f"https://{self.host}"
-        except (httpx.RemoteProtocolError, httpx.ReadError):
-            return f"http://{self.host}"
-        except httpx.TransportError:
-            return f"https://{self.host}"
-        return f"https://{self.host}"
+            self._http().request("GET", f"{https}/v2/")
+        except Timeout:
+            return https
+        except (TLSError, ConnectionRefused, ConnectionBroken):
+            return http  # no TLS there (or nothing on the https port)
+        except HttpError:
+            return https
+        return https
 
     def _url(self, path: str) -> str:
         return f"{self.base_url()}{path}"
@@ -315,14 +300,14 @@ class RegistryClient:
 
     def _error(
         self,
-        response: httpx.Response,
+        response: Response,
         repository: str,
         what: str,
         *,
         cls: type[RegistryError] = RegistryError,
     ) -> RegistryError:
         """A one-line error from a failed response (its body is read if needed)."""
-        status = response.status_code
+        status = response.status
         codes: list[str] = []
         details: list[str] = []
         with contextlib.suppress(Exception):
@@ -335,8 +320,8 @@ class RegistryClient:
                     codes.append(code)
                 details.append(f"{code}: {message}" if code and message else code or message)
         text = f"{self._where(repository)}: {what}: HTTP {status}"
-        if response.reason_phrase:
-            text += f" {response.reason_phrase}"
+        if response.reason:
+            text += f" {response.reason}"
         if details:
             text += f" ({'; '.join(d for d in details if d)})"
         hint = None
@@ -361,29 +346,39 @@ class RegistryClient:
         params: Any = None,
         headers: dict[str, str] | None = None,
         data: dict[str, str] | None = None,
-    ) -> httpx.Response:
+    ) -> Response:
         """A request to a token service: retried, redirects followed, body read."""
 
-        def attempt() -> httpx.Response:
-            import httpx
+        target = url
+        if params:
+            target = f"{url}{'&' if urlsplit(url).query else '?'}{urlencode(params)}"
+        sent = dict(headers or {})
+        body = None
+        if data is not None:
+            body = urlencode(data).encode()
+            sent["Content-Type"] = "application/x-www-form-urlencoded"
 
+        def attempt() -> Response:
             try:
                 response = self._http().request(
                     method,
-                    url,
-                    params=params,
-                    headers=headers,
-                    data=data,
-                    follow_redirects=True,  # httpx drops Authorization on leaving the host
+                    target,
+                    headers=sent,
+                    body=body,
+                    follow_redirects=True,  # Authorization is dropped on leaving the origin
                 )
-            except httpx.ConnectError as exc:
+            except ConnectError as exc:
                 self._check_certificate(exc, url)
                 raise _Retryable(f"token service: {_network_reason(exc)}") from None
-            except httpx.TransportError as exc:
+            except TransportError as exc:
                 raise _Retryable(f"token service: {_network_reason(exc)}") from None
-            if response.status_code in RETRY_STATUSES or response.status_code >= 500:
+            except HttpError as exc:
+                raise RegistryError(
+                    f"{self.registry}: token service: {exc.message}", registry=self.registry
+                ) from None
+            if response.status in RETRY_STATUSES or response.status >= 500:
                 wait = retry_after_seconds(response.headers.get("Retry-After"))
-                raise _Retryable(f"token service: HTTP {response.status_code}", wait=wait)
+                raise _Retryable(f"token service: HTTP {response.status}", wait=wait)
             return response
 
         return self._with_retries(attempt, "", "authentication")
@@ -422,12 +417,10 @@ class RegistryClient:
         content: bytes | Callable[[], Iterator[bytes]] | None = None,
         stream: bool = False,
         follow: bool = False,
-    ) -> httpx.Response:
+    ) -> Response:
         """One request with authorization (answering one challenge) and, for reads,
         redirects. Transport errors and retryable statuses raise :class:`_Retryable`; any
         other response is returned (streaming when ``stream``; the caller closes it)."""
-        import httpx
-
         client = self._http()
         registry_host = urlsplit(self.base_url()).netloc
         challenged = False
@@ -440,18 +433,24 @@ class RegistryClient:
             if authorization and same_host:
                 request_headers["Authorization"] = authorization
             body = content() if callable(content) else content
-            request = client.build_request(method, current, headers=request_headers, content=body)
             try:
-                response = client.send(request, stream=True)
-            except httpx.ConnectError as exc:
+                response = client.request(
+                    method, current, headers=request_headers, body=body, stream=True
+                )
+            except ConnectError as exc:
                 self._check_certificate(exc, current)
                 raise _Retryable(_network_reason(exc)) from None
-            except httpx.TransportError as exc:
+            except TransportError as exc:
                 raise _Retryable(_network_reason(exc)) from None
-            status = response.status_code
+            except HttpError as exc:
+                raise RegistryError(
+                    f"{self.registry}: {method} {urlsplit(current).path}: {exc.message}",
+                    registry=self.registry,
+                ) from None
+            status = response.status
             if status == 401 and same_host and not challenged:
                 challenges = response.headers.get_list("WWW-Authenticate")
-                with contextlib.suppress(httpx.HTTPError):
+                with contextlib.suppress(HttpError):
                     response.read()  # small; kept for the error message if we give up
                 response.close()
                 challenged = True
@@ -475,21 +474,21 @@ class RegistryClient:
             if status in RETRY_STATUSES or status >= 500:
                 wait = retry_after_seconds(response.headers.get("Retry-After"))
                 reason = f"HTTP {status}"
-                if response.reason_phrase:
-                    reason += f" {response.reason_phrase}"
+                if response.reason:
+                    reason += f" {response.reason}"
                 response.close()
                 raise _Retryable(reason, status, wait)
             if not stream:
                 try:
                     response.read()
-                except httpx.TransportError as exc:
+                except TransportError as exc:
                     response.close()
                     raise _Retryable(_network_reason(exc)) from None
             return response
 
     def _check_certificate(self, exc: Exception, url: str) -> None:
         """A certificate that fails verification is not worth retrying: say so at once."""
-        if "CERTIFICATE_VERIFY_FAILED" not in str(exc):
+        if not isinstance(exc, CertificateError):
             return
         host = urlsplit(url).netloc
         hint = None
@@ -513,17 +512,17 @@ class RegistryClient:
         headers: dict[str, str] | None = None,
         content: bytes | Callable[[], Iterator[bytes]] | None = None,
         follow: bool = False,
-    ) -> httpx.Response:
+    ) -> Response:
         """A retried request whose body is read; a status outside ``expect`` raises."""
         url = path_or_url if "://" in path_or_url else self._url(path_or_url)
 
-        def attempt() -> httpx.Response:
+        def attempt() -> Response:
             return self._send_once(
                 method, url, scopes, headers=headers, content=content, follow=follow
             )
 
         response = self._with_retries(attempt, repository, what)
-        if response.status_code not in expect:
+        if response.status not in expect:
             raise self._error(response, repository, what)
         return response
 
@@ -533,7 +532,7 @@ class RegistryClient:
         """Check that the registry speaks the ``/v2/`` API (and learn its challenge)."""
         response = self._request("GET", "/v2/", "", "ping", frozenset(), expect=(200, 401))
         version = response.headers.get("Docker-Distribution-API-Version", "")
-        if response.status_code == 200 and version and not version.startswith("registry/2."):
+        if response.status == 200 and version and not version.startswith("registry/2."):
             raise RegistryError(f"{self.registry}: not a v2 registry ({version})")
 
     def check_login(self) -> None:
@@ -547,7 +546,7 @@ class RegistryClient:
                 f"{self.registry}: no credentials to log in with", registry=self.registry
             )
         response = self._request("GET", "/v2/", "", what, frozenset(), expect=(200, 401))
-        if response.status_code == 401:
+        if response.status == 401:
             error = self._error(response, "", what)
             raise RegistryError(
                 f"{self.registry}: login failed: the registry refused the credentials "
@@ -569,7 +568,7 @@ class RegistryClient:
             expect=(200, 404),
             follow=True,
         )
-        if response.status_code == 404:
+        if response.status == 404:
             return None
         length = response.headers.get("Content-Length", "")
         return int(length) if length.isdigit() else 0
@@ -691,14 +690,12 @@ class RegistryClient:
         digest: str,
         progress: Progress | None,
     ) -> None:
-        import httpx
-
         headers = {"Accept-Encoding": "identity"}
         if spool.received:
             headers["Range"] = f"bytes={spool.received}-"
         response = self._send_once("GET", url, scopes, headers=headers, stream=True, follow=True)
         try:
-            status = response.status_code
+            status = response.status
             resumed = False
             if status == 206 and spool.received:
                 content_range = response.headers.get("Content-Range", "")
@@ -722,7 +719,7 @@ class RegistryClient:
                         )
                     if progress is not None:
                         progress(spool.received)
-            except httpx.TransportError as exc:
+            except TransportError as exc:
                 raise _Retryable(_network_reason(exc)) from None
             length = response.headers.get("Content-Length", "")
             encoded = response.headers.get("Content-Encoding", "identity") != "identity"
@@ -804,7 +801,7 @@ class RegistryClient:
             headers={"Accept": ", ".join(accept)},
             expect=(200, 404),
         )
-        if response.status_code == 404:
+        if response.status == 404:
             return None
         digest = response.headers.get("Docker-Content-Digest", "")
         length = response.headers.get("Content-Length", "")
@@ -932,20 +929,20 @@ class RegistryClient:
         response = self._request(
             "POST", path, repository, what, scopes, expect=(201, 202), content=b""
         )
-        if response.status_code == 201:
+        if response.status == 201:
             return None
         return self._location(response, repository, what)
 
-    def _location(self, response: httpx.Response, repository: str, what: str) -> str:
+    def _location(self, response: Response, repository: str, what: str) -> str:
         location: str = response.headers.get("Location", "")
         if not location:
             raise RegistryError(
                 f"{self._where(repository)}: {what}: the registry sent no upload location",
                 registry=self.registry,
                 repository=repository,
-                status=response.status_code,
+                status=response.status,
             )
-        return str(urljoin(str(response.request.url), location))
+        return urljoin(response.url, location)
 
     def upload_blob(
         self,
@@ -1026,7 +1023,7 @@ class RegistryClient:
             lambda: source.chunks(0, source.size, progress),
             f"upload blob {digest}",
         )
-        if response.status_code not in (201, 204):
+        if response.status not in (201, 204):
             self._fail_upload(response, repository, f"upload blob {digest}")
 
     def _upload_send(
@@ -1037,7 +1034,7 @@ class RegistryClient:
         headers: dict[str, str],
         content: Callable[[], Iterator[bytes]] | None,
         what: str,
-    ) -> httpx.Response:
+    ) -> Response:
         """One upload request; a network failure or retryable status loses the session's
         certainty, which the caller handles (ask the status, or start over)."""
         try:
@@ -1045,15 +1042,15 @@ class RegistryClient:
         except _Retryable as failure:
             raise _SessionLost(failure.reason, failure.status, failure.wait) from None
 
-    def _fail_upload(self, response: httpx.Response, repository: str, what: str) -> None:
+    def _fail_upload(self, response: Response, repository: str, what: str) -> None:
         error = self._error(response, repository, what)
-        if response.status_code == 404 or {
+        if response.status == 404 or {
             "BLOB_UPLOAD_UNKNOWN",
             "BLOB_UPLOAD_INVALID",
             "DIGEST_INVALID",
         } & set(error.codes):
             prefix = f"{self._where(repository)}: {what}: "
-            raise _SessionLost(error.message.removeprefix(prefix), response.status_code)
+            raise _SessionLost(error.message.removeprefix(prefix), response.status)
         raise error
 
     def _put_chunks(
@@ -1092,13 +1089,13 @@ class RegistryClient:
                 self._backoff(stalls, None)
                 location, offset = self._upload_status(repository, location, what, lost)
                 continue
-            if response.status_code == 416:
+            if response.status == 416:
                 stalls += 1
                 if stalls > max(1, self.retry.attempts):
                     raise _SessionLost("the registry keeps refusing the chunk range")
                 location, offset = self._upload_status(repository, location, what, None)
                 continue
-            if response.status_code != 202:
+            if response.status != 202:
                 self._fail_upload(response, repository, what)
             location = self._location(response, repository, what)
             confirmed = _range_end(response.headers.get("Range", ""))
@@ -1117,7 +1114,7 @@ class RegistryClient:
             None,
             what,
         )
-        if response.status_code not in (201, 204):
+        if response.status not in (201, 204):
             self._fail_upload(response, repository, what)
 
     def _upload_status(
@@ -1128,66 +1125,23 @@ class RegistryClient:
         unreachable (it may come back with the session intact); a lost session raises
         :class:`_SessionLost`."""
 
-        def attempt() -> httpx.Response:
+        def attempt() -> Response:
             return self._send_once("GET", location, _push(repository))
 
         try:
             response = self._with_retries(attempt, repository, what)
         except RegistryError as exc:
             raise _SessionLost(cause.reason if cause else exc.message, exc.status) from None
-        if response.status_code not in (200, 204):
-            if response.status_code in (400, 404):
+        if response.status not in (200, 204):
+            if response.status in (400, 404):
                 reason = cause.reason if cause else "the upload session was lost"
-                raise _SessionLost(reason, response.status_code)
+                raise _SessionLost(reason, response.status)
             raise self._error(response, repository, what)
         offset = _range_end(response.headers.get("Range", "")) or 0
         next_location = response.headers.get("Location")
         if next_location:
             location = urljoin(location, next_location)
         return location, offset
-
-
-class _LazyTransport:
-    """An ``httpx`` transport that makes its connection pools when first needed: one for
-    ``http://`` URLs with a bare TLS context (never used: nothing there speaks TLS), and
-    one for ``https://`` with the verifying context (or none, with ``verify=False``), made
-    only when an https URL is first asked for."""
-
-    def __init__(self, limits: httpx.Limits, *, verify: bool) -> None:
-        self._limits = limits
-        self._verify = verify
-        self._lock = threading.Lock()
-        self._pools: dict[str, httpx.HTTPTransport] = {}
-
-    def _pool(self, scheme: str) -> httpx.HTTPTransport:
-        with self._lock:
-            pool = self._pools.get(scheme)
-            if pool is None:
-                import ssl
-
-                import httpx
-
-                verify: ssl.SSLContext | bool = self._verify
-                if scheme != "https":
-                    verify = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-                pool = self._pools[scheme] = httpx.HTTPTransport(verify=verify, limits=self._limits)
-            return pool
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        scheme = "https" if request.url.scheme == "https" else "http"
-        return self._pool(scheme).handle_request(request)
-
-    def close(self) -> None:
-        with self._lock:
-            pools, self._pools = list(self._pools.values()), {}
-        for pool in pools:
-            pool.close()
-
-    def __enter__(self) -> _LazyTransport:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class _Spool:
