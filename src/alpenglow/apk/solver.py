@@ -464,6 +464,8 @@ class _Solver:
         self.seen_names: set[str] = set()
         self.seen_pkgs: set[int] = set()
         self.order_ids: dict[str, int] = {}
+        # seen names marked by _reevaluate_deps before they had a state
+        self.reevaluate_later: set[str] = set()
         self.flags_inherit = 0
         self.pinning_inherit = 0
         self.order_counter = 0
@@ -559,6 +561,9 @@ class _Solver:
             st.seen = True
             st.order_id = order_id
             st.no_iif = self._discovered_no_iif(name)
+            if name in self.reevaluate_later:
+                self.reevaluate_later.discard(name)
+                st.reevaluate_deps = True
         return st
 
     def rdepends(self, st: _Name) -> Sequence[str]:
@@ -663,12 +668,26 @@ class _Solver:
     # -- propagation -----------------------------------------------------------------------
 
     def reevaluate_reverse_deps(self, st: _Name) -> None:
+        self._reevaluate_deps(self.rdepends(st))
+
+    def _reevaluate_deps(self, names: Iterable[str]) -> None:
+        """Mark the seen ones of ``names`` for a new look at their dependencies.
+
+        A seen name without a state yet has no requirers (nothing constrained it), so it
+        would not be queued: it only keeps the mark, which its state gets when made. A
+        solve marks thousands of names this way (everything that needs libc, say) and
+        looks again at a few of them.
+        """
         seen = self.seen_names
-        names = self.names
-        for n in self.rdepends(st):
+        get = self.names.get
+        later = self.reevaluate_later
+        for n in names:
             if n not in seen:
                 continue
-            st0 = names[n]
+            st0 = get(n)
+            if st0 is None:
+                later.add(n)
+                continue
             st0.reevaluate_deps = True
             self.queue_dirty(st0)
 
@@ -704,14 +723,7 @@ class _Solver:
         targets = ps.rdep_targets
         if targets is None:
             targets = ps.rdep_targets = self._targets(ps, self.rdepends)
-        seen = self.seen_names
-        names = self.names
-        for n in targets:
-            if n not in seen:
-                continue
-            st0 = names[n]
-            st0.reevaluate_deps = True
-            self.queue_dirty(st0)
+        self._reevaluate_deps(targets)
         self.reevaluate_reverse_installif_pkg(ps)
 
     def dependency_satisfiable(self, dpkg: _Pkg, dep: Dependency, st: _Name) -> bool:
