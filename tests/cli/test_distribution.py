@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from alpenglow.cli.distribution import TRANSFERS, help_text, parse_args
+from alpenglow.errors import UsageError
 from alpenglow.oci.image import ImageBundle, index_bundle
 from alpenglow.oci.store import ImageStore
 from alpenglow.oci.transport import read_docker_archive, read_oci, read_oci_archive, write_oci
@@ -350,6 +352,141 @@ def test_release_plan_and_push(cli: Cli, registry: RegistryServer, tmp_path: Pat
     )
     assert "tag 3.22.3 already points at" in immutable
     assert "invalid version" in cli.fails("release", "plan", repo, "--version", "v1")
+
+
+# --------------------------------------------------------------------------------------------
+# the transfer commands' own command line (no click)
+
+
+def test_transfer_options_are_parsed_as_click_parses_them() -> None:
+    pull, copy, push = TRANSFERS["pull"], TRANSFERS["copy"], TRANSFERS["push"]
+    assert parse_args(pull, ["img"]) == {
+        "platform": None,
+        "insecure": (),
+        "jobs": 8,
+        "reference": "img",
+    }
+    assert parse_args(
+        copy,
+        ["--insecure", "a", "src", "-j4", "--insecure=b", "dst", "--platform=linux/arm64"],
+    ) == {
+        "platform": "linux/arm64",
+        "insecure": ("a", "b"),
+        "jobs": 4,
+        "source": "src",
+        "target": "dst",
+    }
+    assert parse_args(push, ["-j", " 2", "--jobs=3", "--", "-odd", "--ref"]) == {
+        "insecure": (),
+        "jobs": 3,  # the last one given wins
+        "source": "-odd",
+        "target": "--ref",
+    }
+    assert parse_args(pull, ["-", "--help"]) is None
+    assert parse_args(pull, ["-h", "--bogus"]) is None
+    assert parse_args(copy, ["-j1", "-h"]) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "argv", "message"),
+    [
+        ("pull", [], "Missing argument 'REF'."),
+        ("push", ["x"], "Missing argument 'REF'."),
+        ("copy", [], "Missing argument 'SRC'."),
+        ("pull", ["a", "b"], "Got unexpected extra argument (b)"),
+        ("copy", ["a", "b", "c", "d"], "Got unexpected extra arguments (c d)"),
+        ("pull", ["--bogus", "x"], "No such option '--bogus'. Did you mean '--jobs'?"),
+        ("pull", ["--platfrom", "x"], "No such option '--platfrom'. Did you mean '--platform'?"),
+        ("push", ["--platform", "p", "a", "b"], "No such option '--platform'."),
+        ("pull", ["-x", "y"], "No such option '-x'."),
+        ("pull", ["x", "-j"], "Option '-j' requires an argument."),
+        ("copy", ["a", "b", "--platform"], "Option '--platform' requires an argument."),
+        ("pull", ["--help=yes"], "Option '--help' does not take a value."),
+        ("pull", ["--jobs", "0", "x"], "Invalid value for '--jobs' / '-j': 0 is not in the range"),
+        ("push", ["-j65", "a", "b"], "Invalid value for '--jobs' / '-j': 65 is not in the range"),
+        ("pull", ["-jx", "x"], "Invalid value for '--jobs' / '-j': 'x' is not a valid integer"),
+    ],
+)
+def test_transfer_usage_errors(name: str, argv: list[str], message: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        parse_args(TRANSFERS[name], argv)
+    assert caught.value.message.startswith(message)
+    assert caught.value.hint == f"usage: {TRANSFERS[name].usage} (see `alpenglow {name} --help`)"
+
+
+def test_transfer_usage_errors_at_the_command_line(cli: Cli) -> None:
+    """One ERROR line and a hint, exit status 2; a library error exits 1."""
+    error = cli.fails("pull", status=2)
+    assert error == (
+        "ERROR: Missing argument 'REF'.\n"
+        "hint: usage: alpenglow pull [OPTIONS] REF (see `alpenglow pull --help`)\n"
+    )
+    assert "1<=x<=64" in cli.fails("copy", "--jobs=99", "a", "b", status=2)
+    assert "No such option '--jbos'" in cli.fails("push", "--jbos", "1", "a", "b", status=2)
+    assert "invalid reference" in cli.fails("pull", "--", "-x", status=1)
+    assert "unsupported transport" in cli.fails("copy", "dir:/tmp/x", "oci:/tmp/y", status=1)
+
+
+def test_transfer_help(cli: Cli) -> None:
+    for name, command in TRANSFERS.items():
+        shown = cli.ok(name, "--help").stdout
+        assert shown == cli.ok(name, "-h").stdout == help_text(command)
+        lines = shown.splitlines()
+        assert lines[0] == f"Usage: {command.usage}"
+        assert lines[2] == "  " + command.help.splitlines()[0]
+        flat = " ".join(shown.split())
+        for option in command.options:
+            assert " ".join(option.help.split()) in flat
+            assert all(n in shown for n in option.names)
+        assert ("[default: 8; 1<=x<=64]" in flat) == any(o.dest == "jobs" for o in command.options)
+        assert max(len(line) for line in lines) <= 78
+    assert "--platform OS/ARCH[/VARIANT]" in cli.ok("pull", "--help").stdout
+    assert "--platform" not in cli.ok("push", "--help").stdout
+    listing = cli.ok("--help").stdout  # the click application still lists them
+    for name, command in TRANSFERS.items():
+        assert f"  {name} " in listing
+        assert command.help[:25] in listing  # its summary (click shortens long ones)
+
+
+def test_the_click_application_hands_transfers_to_the_same_parser(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from alpenglow.cli import app
+
+    with pytest.raises(SystemExit) as done:
+        app.main(["pull", "--help"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out == help_text(TRANSFERS["pull"])
+    with pytest.raises(SystemExit) as done:
+        app.main(["copy", "-j", "0", "a", "b"])
+    assert done.value.code == 2
+    assert "ERROR: Invalid value for '--jobs' / '-j': 0" in capsys.readouterr().err
+
+
+def test_a_pull_imports_neither_click_nor_rich(
+    cli: Cli, registry: RegistryServer, small_layout: Path
+) -> None:
+    """Without a terminal the progress is plain lines, and options are parsed by hand."""
+    ref = f"{registry.host}/lean/img:1"
+    cli.ok("push", f"oci:{small_layout}:latest", ref)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "alpenglow.cli.main", "pull", ref],
+        env=cli.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == ref
+    modules = {
+        line.rpartition("|")[2].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "alpenglow.distribution.transfer" in modules
+    assert not {m for m in modules if m.split(".")[0] in ("click", "rich")}
+    assert "alpenglow.cli.app" not in modules
 
 
 # --------------------------------------------------------------------------------------------

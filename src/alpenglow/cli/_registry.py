@@ -18,9 +18,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-import click
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from alpenglow.distribution.auth import Credential
@@ -31,9 +29,14 @@ if TYPE_CHECKING:
     from alpenglow.oci.store import ImageStore
 
 __all__ = [
+    "INSECURE",
+    "JOBS",
+    "PLATFORM",
     "REGISTRY_PREFIX",
     "Location",
+    "Option",
     "TransferDisplay",
+    "click_option",
     "client_for",
     "human_size",
     "insecure_option",
@@ -53,28 +56,138 @@ def __dir__() -> list[str]:
 
 REGISTRY_PREFIX = "docker://"
 
-insecure_option = click.option(
-    "--insecure",
+# --------------------------------------------------------------------------------------------
+# Options
+
+
+class Option:
+    """One option of the registry commands, defined once: ``push``, ``pull`` and ``copy``
+    parse it by hand (:mod:`alpenglow.cli.distribution`, a start-up without click), the
+    other commands through click (:func:`click_option`). ``names`` as declared (``--jobs``,
+    ``-j``); a value option unless ``flag``; ``low``..``high`` make it an integer in that
+    range. A plain slotted class rather than a dataclass: it is built at the start-up of
+    every transfer, and a dataclass costs more to generate than the parsing costs."""
+
+    __slots__ = ("default", "dest", "help", "high", "low", "metavar", "multiple", "names")
+
+    def __init__(
+        self,
+        names: tuple[str, ...],
+        dest: str,
+        *,
+        help: str,
+        metavar: str = "",
+        multiple: bool = False,
+        default: Any = None,
+        low: int | None = None,
+        high: int | None = None,
+    ) -> None:
+        self.names = names
+        self.dest = dest
+        self.help = help
+        self.metavar = metavar
+        self.multiple = multiple
+        self.default = default
+        self.low = low
+        self.high = high
+
+    def __repr__(self) -> str:
+        return f"Option({self.names!r}, {self.dest!r})"
+
+    def convert(self, value: str) -> Any:
+        """``value`` as this option holds it; :class:`UsageError` (click's wording) when it
+        is not a valid one."""
+        if self.low is None or self.high is None:
+            return value
+        from alpenglow.errors import UsageError
+
+        where = " / ".join(f"'{name}'" for name in self.names)
+        try:
+            number = int(value)
+        except ValueError:
+            raise UsageError(
+                f"Invalid value for {where}: {value!r} is not a valid integer range."
+            ) from None
+        if not self.low <= number <= self.high:
+            raise UsageError(
+                f"Invalid value for {where}: {number} is not in the range "
+                f"{self.low}<=x<={self.high}."
+            )
+        return number
+
+    @property
+    def shown_default(self) -> str:
+        """What ``--help`` adds after the help text (``[default: 8; 1<=x<=64]``), or ""."""
+        parts = []
+        if self.default is not None and not self.multiple:
+            parts.append(f"default: {self.default}")
+        if self.low is not None and self.high is not None:
+            parts.append(f"{self.low}<=x<={self.high}")
+        return f"[{'; '.join(parts)}]" if parts else ""
+
+    @property
+    def shown_metavar(self) -> str:
+        if self.metavar:
+            return self.metavar
+        return "INTEGER RANGE" if self.low is not None else "TEXT"
+
+
+INSECURE = Option(
+    ("--insecure",),
     "insecure",
     multiple=True,
     metavar="HOST",
     help="allow plain HTTP or unverified TLS for this registry (repeatable); "
     "localhost and 127.0.0.0/8 use plain HTTP anyway",
 )
-jobs_option = click.option(
-    "--jobs",
-    "-j",
-    type=click.IntRange(1, 64),
-    default=8,
-    show_default=True,
-    help="blobs transferred at once",
-)
-platform_option = click.option(
-    "--platform",
+JOBS = Option(("--jobs", "-j"), "jobs", default=8, low=1, high=64, help="blobs transferred at once")
+PLATFORM = Option(
+    ("--platform",),
     "platform",
     metavar="OS/ARCH[/VARIANT]",
     help="only this platform of a multi-platform image (or an Alpine arch: aarch64)",
 )
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def click_option(option: Option) -> Callable[[_F], _F]:
+    """``option`` as a click option decorator (click is imported here, not at start-up)."""
+    import click
+
+    if option.low is not None:
+        return click.option(
+            *option.names,
+            option.dest,
+            type=click.IntRange(option.low, option.high),
+            default=option.default,
+            show_default=True,
+            help=option.help,
+        )
+    return click.option(
+        *option.names,
+        option.dest,
+        multiple=option.multiple,
+        default=option.default,
+        metavar=option.metavar or None,
+        help=option.help,
+    )
+
+
+def insecure_option(command: _F) -> _F:
+    """The ``--insecure HOST`` click option (see :data:`INSECURE`)."""
+    return click_option(INSECURE)(command)
+
+
+def jobs_option(command: _F) -> _F:
+    """The ``-j, --jobs N`` click option (see :data:`JOBS`)."""
+    return click_option(JOBS)(command)
+
+
+def platform_option(command: _F) -> _F:
+    """The ``--platform OS/ARCH[/VARIANT]`` click option (see :data:`PLATFORM`)."""
+    return click_option(PLATFORM)(command)
+
 
 _OUTCOMES = {
     "uploaded": "pushed",
@@ -88,7 +201,8 @@ _OUTCOMES = {
 
 def say(text: str) -> None:
     """A line of commentary on stderr (stdout keeps the result)."""
-    click.echo(text, err=True)
+    sys.stderr.write(f"{text}\n")
+    sys.stderr.flush()
 
 
 def human_size(size: int) -> str:
@@ -133,10 +247,14 @@ def client_for(
 # Progress
 
 
-@dataclass
 class _Blob:
-    total: int
-    task: Any = None
+    """A blob on the display: its size and its bar (a rich task id, when drawn)."""
+
+    __slots__ = ("task", "total")
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.task: Any = None
 
 
 class TransferDisplay:

@@ -3,6 +3,9 @@
 Every command is a thin wrapper over the library. ``alpenglow apk ...`` never gets here:
 :mod:`alpenglow.cli.main` hands it straight to :mod:`alpenglow.cli.apk`, which parses
 apk-tools' own option syntax (and so that apk start-up does not pay for importing click).
+Nor do ``run`` (:mod:`alpenglow.cli.run`) and the transfer commands ``push``, ``pull`` and
+``copy`` (:func:`alpenglow.cli.distribution.main`): they parse their own options, and the
+commands listed for them here hand their arguments over unparsed.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """The ``alpenglow`` console script.
 
-``alpenglow apk ...`` goes straight to :mod:`alpenglow.cli.apk` (apk-tools' option syntax,
-and a start-up that does not pay for importing click); everything else goes to the click
-application in :mod:`alpenglow.cli.app`.
+Commands whose start-up matters do not pay for importing click: ``alpenglow apk ...`` goes
+straight to :mod:`alpenglow.cli.apk` (apk-tools' option syntax), ``run`` to
+:mod:`alpenglow.cli.run`, and the transfer commands ``push``, ``pull`` and ``copy`` to
+:func:`alpenglow.cli.distribution.main`; everything else goes to the click application in
+:mod:`alpenglow.cli.app` (which still lists those commands in ``alpenglow --help``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import sys
 from collections.abc import Sequence
 
 __all__ = ["main"]
+
+_TRANSFERS = frozenset({"push", "pull", "copy"})
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -24,6 +28,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         from alpenglow.cli.run import main as run_main
 
         sys.exit(run_main(args[1:]))
+    if args and args[0] in _TRANSFERS:  # images travel without click's start-up either
+        from alpenglow.cli.distribution import main as transfer_main
+
+        sys.exit(transfer_main(args[0], args[1:]))
     from alpenglow.cli import app
 
     app.main(args)
