@@ -87,10 +87,13 @@ _PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
 
 
 class HttpError(AlpenglowError):
-    """Base of this module's errors; ``url`` is the URL asked for."""
+    """Base of this module's errors: ``reason`` says what went wrong (``connection
+    refused``), ``url`` is the URL asked for; the message is ``URL: REASON`` with the URL's
+    user information and query left out (they may hold secrets)."""
 
-    def __init__(self, message: str, url: str = "") -> None:
-        super().__init__(message)
+    def __init__(self, reason: str, url: str = "") -> None:
+        super().__init__(f"{_safe_url(url)}: {reason}" if url else reason)
+        self.reason = reason
         self.url = url
 
 
@@ -258,22 +261,18 @@ class Response:
                 chunk = raw.read1(size)
             except TimeoutError:
                 self._finish(reusable=False)
-                raise Timeout(
-                    f"{_safe_url(self.url)}: timed out reading the body", self.url
-                ) from None
+                raise Timeout("timed out reading the body", self.url) from None
             except Exception as exc:  # http.client.HTTPException, OSError
                 self._finish(reusable=False)
                 raise ConnectionBroken(
-                    f"{_safe_url(self.url)}: connection broken while reading the body "
-                    f"({_describe(exc)})",
+                    f"connection broken while reading the body ({_describe(exc)})",
                     self.url,
                 ) from None
             if not chunk:
                 if raw.length:  # a Content-Length not reached
                     self._finish(reusable=False)
                     raise ConnectionBroken(
-                        f"{_safe_url(self.url)}: connection closed after {received} bytes, "
-                        f"{raw.length} more expected",
+                        f"connection closed after {received} bytes, {raw.length} more expected",
                         self.url,
                     )
                 self._finish(reusable=True)
@@ -402,9 +401,7 @@ class HttpClient:
             redirects += 1
             if redirects > max_redirects:
                 response.close()
-                raise TooManyRedirects(
-                    f"{_safe_url(url)}: more than {max_redirects} redirects", url
-                )
+                raise TooManyRedirects(f"more than {max_redirects} redirects", url)
             length = response.headers.get("Content-Length", "")
             if length.isdigit() and int(length) <= _DRAIN_LIMIT:
                 response.read()  # keeps the connection
@@ -494,7 +491,7 @@ class HttpClient:
                 message = bytes(body)
             connection.endheaders(message, encode_chunked=chunked)  # type: ignore[arg-type]
         except TimeoutError:
-            raise Timeout(f"{_safe_url(url)}: timed out sending the request", url) from None
+            raise Timeout("timed out sending the request", url) from None
         except OSError as exc:
             # the server may have answered early (e.g. 401, 413) and closed its side: read
             # that answer if there is one
@@ -502,12 +499,10 @@ class HttpClient:
         try:
             return connection.getresponse()
         except TimeoutError:
-            raise Timeout(f"{_safe_url(url)}: timed out waiting for the answer", url) from None
+            raise Timeout("timed out waiting for the answer", url) from None
         except Exception as exc:  # http.client.HTTPException, OSError
             cause = write_error or exc
-            raise ConnectionBroken(
-                f"{_safe_url(url)}: connection broken ({_describe(cause)})", url
-            ) from None
+            raise ConnectionBroken(f"connection broken ({_describe(cause)})", url) from None
 
     # -- connections -----------------------------------------------------------------------
 
@@ -573,7 +568,6 @@ class HttpClient:
         else:
             connection = http_class(where, at, timeout=self.connect_timeout, blocksize=_SEND_BLOCK)
         connection.read_timeout = self.timeout  # type: ignore[attr-defined]
-        shown = _safe_url(url)
         via = f" (through the proxy {proxy[0]}:{proxy[1]})" if proxy is not None else ""
         import ssl
 
@@ -582,24 +576,22 @@ class HttpClient:
         except ssl.SSLCertVerificationError as exc:
             connection.close()
             reason = exc.verify_message or exc.reason or "certificate verify failed"
-            raise CertificateError(
-                f"{shown}: CERTIFICATE_VERIFY_FAILED: {reason}{via}", url
-            ) from None
+            raise CertificateError(f"CERTIFICATE_VERIFY_FAILED: {reason}{via}", url) from None
         except ssl.SSLError as exc:
             connection.close()
-            raise TLSError(f"{shown}: TLS handshake failed: {_describe(exc)}{via}", url) from None
+            raise TLSError(f"TLS handshake failed: {_describe(exc)}{via}", url) from None
         except TimeoutError:
             connection.close()
-            raise ConnectTimeout(f"{shown}: timed out connecting{via}", url) from None
+            raise ConnectTimeout(f"timed out connecting{via}", url) from None
         except ConnectionRefusedError:
             connection.close()
-            raise ConnectionRefused(f"{shown}: connection refused{via}", url) from None
+            raise ConnectionRefused(f"connection refused{via}", url) from None
         except OSError as exc:
             connection.close()
-            raise ConnectError(f"{shown}: cannot connect: {_describe(exc)}{via}", url) from None
+            raise ConnectError(f"cannot connect: {_describe(exc)}{via}", url) from None
         except Exception as exc:  # http.client.HTTPException from a proxy's CONNECT answer
             connection.close()
-            raise ConnectError(f"{shown}: cannot connect: {_describe(exc)}{via}", url) from None
+            raise ConnectError(f"cannot connect: {_describe(exc)}{via}", url) from None
         return connection
 
     # -- proxies ---------------------------------------------------------------------------
@@ -685,13 +677,13 @@ def _split(url: str) -> tuple[tuple[str, str, int], str]:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise InvalidURL(f"{_safe_url(url)}: invalid URL ({exc})", url) from None
+        raise InvalidURL(f"invalid URL ({exc})", url) from None
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
-        raise InvalidURL(f"{_safe_url(url)}: not an http or https URL", url)
+        raise InvalidURL("not an http or https URL", url)
     host = parts.hostname
     if not host:
-        raise InvalidURL(f"{_safe_url(url)}: no host in the URL", url)
+        raise InvalidURL("no host in the URL", url)
     target = parts.path or "/"
     if parts.query:
         target += "?" + parts.query
@@ -740,9 +732,7 @@ def _parse_proxy(url: str) -> tuple[str, int, str | None]:
     except ValueError:
         port = None
     if parts.scheme.lower() != "http" or not parts.hostname:
-        raise InvalidURL(
-            f"proxy {_safe_url(text)}: only http:// proxies are supported", _safe_url(text)
-        )
+        raise InvalidURL(f"proxy {_safe_url(text)}: only http:// proxies are supported")
     authorization = None
     if parts.username is not None:
         import base64

@@ -1,7 +1,6 @@
 """Fetcher: retries, backoff, Retry-After, conditional requests, errors, parallel jobs.
 
-Every test talks to a real HTTP server on 127.0.0.1 (tests.apk.http_mirror) except the one
-that shows the transport can be injected.
+Every test talks to a real HTTP server on 127.0.0.1 (tests.apk.http_mirror).
 """
 
 from __future__ import annotations
@@ -11,11 +10,11 @@ import socket
 import threading
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from alpenglow.apk import fetch
 from alpenglow.apk.fetch import Fetcher, FetchError, RetryPolicy, retry_after_seconds
+from alpenglow.http_client import HttpClient
 from tests.apk.http_mirror import Behaviour, FlakyServer, serve
 
 FAST = RetryPolicy(attempts=3, backoff=0.01, max_backoff=0.02, max_retry_after=0.05)
@@ -220,22 +219,20 @@ def test_only_http_urls() -> None:
     assert not fetch.is_network_url("test:///a")
 
 
-def test_injected_transport() -> None:
-    """The network stack can be replaced (style: transports are injected)."""
-    seen: list[str] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(str(request.url))
-        if len(seen) == 1:
-            return httpx.Response(503, headers={"Retry-After": "0"})
-        return httpx.Response(200, content=b"from the transport", headers={"ETag": '"x"'})
-
-    fetcher, _ = make(transport=httpx.MockTransport(handler))
-    with fetcher:
-        got = fetcher.get("http://127.0.0.1:9/idx")
-    assert got.data == b"from the transport"
-    assert got.etag == '"x"'
-    assert seen == ["http://127.0.0.1:9/idx"] * 2
+def test_injected_http_session(server: FlakyServer) -> None:
+    """The HTTP session can be injected (style: transports are injected): the fetcher
+    uses it, with its headers, and leaves it open for its owner."""
+    server.misbehave("b", Behaviour(status=503, headers=(("Retry-After", "0"),)))
+    with HttpClient(headers={"User-Agent": "injected/1"}) as http:
+        fetcher, _ = make(http=http)
+        with fetcher:
+            got = fetcher.get(server.url("b"))
+        assert got.data == b"bee"
+        assert got.etag
+        sent = server.requests("b")
+        assert [h["user-agent"] for h in sent] == ["injected/1"] * 2
+        assert fetcher.get(server.url("b")).data == b"bee"  # still usable after close
+        assert len(server.requests("b")) == 3
 
 
 def test_run_all_in_parallel_keeps_order(server: FlakyServer) -> None:

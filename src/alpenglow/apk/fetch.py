@@ -1,7 +1,8 @@
 """Downloading over HTTP(S): retries, conditional requests, parallel jobs, progress hooks.
 
-A :class:`Fetcher` is a session object (no module state) over an ``httpx`` transport that
-the caller may inject (tests pass a transport or point it at a server on 127.0.0.1).
+A :class:`Fetcher` is a session object (no module state) over an
+:class:`alpenglow.http_client.HttpClient` that the caller may inject (tests point it at a
+server on 127.0.0.1).
 :meth:`Fetcher.get` retries timeouts, connection errors, ``5xx``, ``408`` and ``429`` with
 exponential backoff and jitter (``Retry-After`` is honoured, capped); other statuses fail
 at once. After the last attempt it raises :class:`FetchError`, whose one-line message names
@@ -10,8 +11,8 @@ cached copy (``ETag`` / ``Last-Modified``); a ``304`` answer comes back as a
 :class:`Download` with ``not_modified`` set and no body.
 
 Progress goes to a :class:`Progress` (no-op by default): the library never prints, the CLI
-chooses a rich bar or plain lines. ``httpx`` is imported only when a fetcher is made, so
-commands that never touch the network do not pay for it.
+chooses a rich bar or plain lines. ``http.client`` is imported only when the first
+connection is made, so commands that never touch the network do not pay for it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from alpenglow.apk.repository import is_network_url
 from alpenglow.errors import AlpenglowError
 
 if TYPE_CHECKING:
-    import httpx
+    from alpenglow.http_client import HttpClient, TransportError
 
 __all__ = [
     "RETRY_STATUSES",
@@ -173,27 +174,25 @@ class _Retry(Exception):
         self.wait = wait
 
 
-def _network_reason(exc: Exception) -> str:
-    import httpx
+def _network_reason(exc: TransportError) -> str:
+    from alpenglow.http_client import ConnectError, ConnectionBroken, ConnectionRefused, Timeout
 
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, Timeout):
         return "Operation timed out"
-    if isinstance(exc, httpx.ConnectError):
-        text = str(exc)
-        if "refused" in text.lower():
-            return "Connection refused"
-        return f"Connection failed: {text}" if text else "Connection failed"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        text = str(exc)
-        return f"Connection broken: {text}" if text else "Connection broken"
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if isinstance(exc, ConnectionRefused):
+        return "Connection refused"
+    if isinstance(exc, ConnectError):
+        return f"Connection failed: {exc.reason}"
+    if isinstance(exc, ConnectionBroken):
+        return f"Connection broken: {exc.reason}"
+    return f"{type(exc).__name__}: {exc.reason}"
 
 
 class Fetcher:
     """An HTTP session: one connection pool, shared by the threads of :meth:`run_all`.
 
-    ``transport`` (an ``httpx.BaseTransport``) replaces the network stack; ``sleep`` and
+    ``http`` is the HTTP session to use (default: one made when first needed, with
+    ``timeout``, ``verify_tls`` and ``jobs`` idle connections kept); ``sleep`` and
     ``rand`` replace :func:`time.sleep` and :func:`random.random` (tests make retries
     instant and deterministic). ``jobs`` bounds parallel downloads.
     """
@@ -201,7 +200,7 @@ class Fetcher:
     def __init__(
         self,
         *,
-        transport: httpx.BaseTransport | None = None,
+        http: HttpClient | None = None,
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
         progress: Progress | None = None,
@@ -215,7 +214,7 @@ class Fetcher:
         self.retry = retry or RetryPolicy()
         self.progress: Progress = progress or NullProgress()
         self.jobs = max(1, jobs)
-        self._transport = transport
+        self._given_http = http
         self._verify = verify_tls
         self._headers = {"User-Agent": user_agent}
         self._sleep = sleep
@@ -224,34 +223,30 @@ class Fetcher:
 
             rand = random.random
         self._rand = rand
-        self._client: httpx.Client | None = None
+        self._client: HttpClient | None = http
         self._lock = threading.Lock()
 
     # -- session ------------------------------------------------------------------------
 
-    def _session(self) -> httpx.Client:
+    def _session(self) -> HttpClient:
         with self._lock:
             if self._client is None:
-                import httpx
+                from alpenglow.http_client import HttpClient
 
-                limits = httpx.Limits(
-                    max_connections=self.jobs, max_keepalive_connections=self.jobs
-                )
-                self._client = httpx.Client(
-                    transport=self._transport,
-                    timeout=httpx.Timeout(self.timeout),
-                    headers=self._headers,
-                    follow_redirects=True,
+                self._client = HttpClient(
+                    timeout=self.timeout,
                     verify=self._verify,
-                    limits=limits,
+                    headers=self._headers,
+                    max_idle=self.jobs,
                 )
             return self._client
 
     def close(self) -> None:
-        """Close the connection pool (the fetcher may be used again afterwards)."""
+        """Close the connection pool (the fetcher may be used again afterwards); a given
+        ``http`` session is left to its owner."""
         with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
+            client, self._client = self._client, self._given_http
+        if client is not None and client is not self._given_http:
             client.close()
 
     def __enter__(self) -> Fetcher:
@@ -273,7 +268,7 @@ class Fetcher:
         """GET ``url``, retrying as the policy says. With ``etag``/``last_modified`` the
         request is conditional and may return a ``304`` :class:`Download`.
 
-        Raises :class:`FetchError` (never an ``httpx`` exception).
+        Raises :class:`FetchError` (never a transport exception).
         """
         if not is_network_url(url):
             raise FetchError(url, "Protocol not supported")
@@ -300,14 +295,16 @@ class Fetcher:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _attempt(self, url: str, headers: dict[str, str], max_size: int | None) -> Download:
-        import httpx
+        from alpenglow.http_client import HttpError, TransportError
 
         client = self._session()
         started = False
         ok = False
         try:
-            with client.stream("GET", url, headers=headers) as response:
-                status = response.status_code
+            with client.request(
+                "GET", url, headers=headers, stream=True, follow_redirects=True
+            ) as response:
+                status = response.status
                 if status == 304:
                     ok = True
                     return Download(
@@ -318,7 +315,7 @@ class Fetcher:
                         response.headers.get("Last-Modified"),
                     )
                 if status != 200:
-                    reason = f"HTTP {status}: {response.reason_phrase or _REASONS.get(status, '')}"
+                    reason = f"HTTP {status}: {response.reason or _REASONS.get(status, '')}"
                     reason = reason.rstrip(": ")
                     if status in RETRY_STATUSES or 500 <= status < 600:
                         wait = retry_after_seconds(response.headers.get("Retry-After"))
@@ -348,10 +345,10 @@ class Fetcher:
                     response.headers.get("ETag"),
                     response.headers.get("Last-Modified"),
                 )
-        except httpx.TransportError as exc:
+        except TransportError as exc:
             raise _Retry(_network_reason(exc), None, None) from None
-        except httpx.HTTPError as exc:  # invalid URL and the like: not worth retrying
-            raise FetchError(url, _network_reason(exc)) from None
+        except HttpError as exc:  # invalid URL and the like: not worth retrying
+            raise FetchError(url, exc.reason) from None
         finally:
             if started:
                 self.progress.finished(url, ok)

@@ -74,13 +74,14 @@ def _exists(url: str) -> bool:
     local = index_location(url)
     if local is not None:
         return os.path.isfile(local)
-    import httpx
+    from alpenglow.http_client import HttpClient, HttpError
 
     try:
-        response = httpx.head(url, follow_redirects=True, timeout=10.0)
-    except httpx.HTTPError:
+        with HttpClient(timeout=10.0) as client:
+            response = client.request("HEAD", url, follow_redirects=True)
+    except HttpError:
         return False
-    return response.status_code == 200
+    return response.status == 200
 
 
 def available_archs(repositories: Sequence[str], *, source: str) -> tuple[str, ...]:

@@ -168,7 +168,7 @@ def _progress(ctx: ApkContext, stream: TextIO) -> Progress | None:
 
 
 class NetworkRepositories:
-    """The ``http(s)`` repositories of one applet run (made lazily: no import of httpx, no
+    """The ``http(s)`` repositories of one applet run (made lazily: no HTTP session, no
     cache directory, unless a network repository is configured)."""
 
     def __init__(
