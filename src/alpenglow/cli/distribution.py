@@ -19,7 +19,6 @@ transfer commands' faces for ``alpenglow --help``, and ``tag``, ``ls``, ``digest
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -186,6 +185,8 @@ def _straight_into(src: Location, dst: Location) -> Iterator[Layout | None]:
         yield Layout.create(path)
     except BaseException:
         if not existed:
+            import shutil
+
             shutil.rmtree(path, ignore_errors=True)
         raise
 

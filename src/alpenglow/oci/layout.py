@@ -16,6 +16,7 @@ import fcntl
 import hashlib
 import os
 import re
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -82,6 +83,24 @@ def _write_atomic(path: Path, data: bytes, *, durable: bool, mode: int = 0o644) 
         raise
 
 
+def _written(path: Path) -> bool:
+    """Whether ``path`` is a regular file with something in it."""
+    try:
+        info = path.stat()
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_size > 0
+
+
+def _empty_file(path: Path) -> bool:
+    """Whether ``path`` is a regular file of zero bytes."""
+    try:
+        info = path.stat()
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_size == 0
+
+
 class LayoutBlobs(Mapping[str, bytes]):
     """A lazy, read-only mapping of some digests to the layout's blobs, each read and
     verified when it is looked up."""
@@ -122,7 +141,16 @@ class Layout:
     @classmethod
     def create(cls, path: Path | str) -> Layout:
         """Open the layout at ``path``, making the directory, ``oci-layout``, ``index.json``
-        and ``blobs/sha256`` as needed. An existing layout is kept as it is."""
+        and ``blobs/sha256`` as needed. An existing layout is kept as it is.
+
+        Durability: the two files a new layout starts with are written atomically but not
+        fsynced. They hold nothing a crash could lose (a constant marker and an empty
+        index), and the first image stored rewrites ``index.json`` durably, the one fsync a
+        pull or copy into a new layout pays (instead of three). The one state a crash can
+        leave them in that a durable write would have prevented is an empty file (its bytes
+        never reached the disk): such an empty ``oci-layout`` or ``index.json`` is taken as
+        not written yet and written again here. (Every later ``index.json`` is fsynced before
+        it replaces the old one, so an empty one can only come from here.)"""
         root = Path(path)
         try:
             root.mkdir(parents=True, exist_ok=True)
@@ -132,17 +160,18 @@ class Layout:
         except OSError as exc:
             raise AlpenglowError(f"{root}: cannot create an OCI layout: {exc.strerror}") from None
         layout = cls(root)
-        if (root / "oci-layout").is_file() and (root / "index.json").is_file():
+        marker, index = root / "oci-layout", root / "index.json"
+        if _written(marker) and _written(index):
             layout._check_marker()  # nothing to create: no lock, so readers never wait
             return layout
         with layout.locked():
-            marker = root / "oci-layout"
-            if marker.exists():
+            if marker.exists() and not _empty_file(marker):
                 layout._check_marker()
             else:
-                layout._write(marker, canonical_json({"imageLayoutVersion": _LAYOUT_VERSION}))
-            if not (root / "index.json").exists():
-                layout._write(root / "index.json", index_bytes([]))
+                marker_json = canonical_json({"imageLayoutVersion": _LAYOUT_VERSION})
+                layout._write(marker, marker_json, durable=False)
+            if not index.exists() or _empty_file(index):
+                layout._write(index, index_bytes([]), durable=False)
         return layout
 
     @classmethod
@@ -330,14 +359,16 @@ class Layout:
 
     def index(self) -> Index:
         """The layout's ``index.json``."""
-        path = self.path / "index.json"
+        return self._index_and_bytes(self.path / "index.json")[0]
+
+    def _index_and_bytes(self, path: Path) -> tuple[Index, bytes]:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             raise FormatError(f"{path}: missing (not an OCI layout?)") from None
         except OSError as exc:
             raise FormatError(f"{path}: cannot read: {exc.strerror}") from None
-        return parse_index(data, str(path))
+        return parse_index(data, str(path)), data
 
     def entries(self) -> tuple[Descriptor, ...]:
         return self.index().manifests
@@ -348,13 +379,15 @@ class Layout:
         """Rewrite ``index.json`` under the lock: ``change`` gets the current entries as a
         list, edits it in place or returns a new one. Index annotations are kept."""
         with self.locked():
-            current = self.index()
+            path = self.path / "index.json"
+            current, old = self._index_and_bytes(path)
             entries = list(current.manifests)
             result = change(entries)
             if result is not None:
                 entries = result
             data = index_bytes(entries, media_type=OCI_INDEX, annotations=current.annotations)
-            self._write(self.path / "index.json", data)
+            if data != old:  # unchanged (an image pulled again, a name set again): no write
+                self._write(path, data)  # durable: the commit point of whatever was stored
             return tuple(entries)
 
     def add_entry(self, descriptor: Descriptor) -> None:
