@@ -103,16 +103,29 @@ def _empty_file(path: Path) -> bool:
 
 class LayoutBlobs(Mapping[str, bytes]):
     """A lazy, read-only mapping of some digests to the layout's blobs, each read and
-    verified when it is looked up."""
+    verified when it is looked up.
+
+    Small blobs (manifests, indexes, configs: documents that walking a bundle looks up
+    again and again) are kept once read and verified; large ones (layers) are read anew
+    each time rather than held in memory."""
+
+    _KEEP_BELOW = 1 << 20
 
     def __init__(self, layout: Layout, digests: Iterable[str]) -> None:
         self._layout = layout
         self._digests = frozenset(digests)
+        self._kept: dict[str, bytes] = {}
 
     def __getitem__(self, digest: str) -> bytes:
+        kept = self._kept.get(digest)
+        if kept is not None:
+            return kept
         if digest not in self._digests or not self._layout.has_blob(digest):
             raise KeyError(digest)
-        return self._layout.get_blob(digest)
+        data = self._layout.get_blob(digest)
+        if len(data) < self._KEEP_BELOW:
+            self._kept[digest] = data
+        return data
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._digests))
@@ -121,7 +134,9 @@ class LayoutBlobs(Mapping[str, bytes]):
         return len(self._digests)
 
     def __contains__(self, digest: object) -> bool:
-        return isinstance(digest, str) and digest in self._digests and self._layout.has_blob(digest)
+        if not isinstance(digest, str) or digest not in self._digests:
+            return False
+        return digest in self._kept or self._layout.has_blob(digest)
 
 
 class Layout:
