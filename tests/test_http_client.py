@@ -184,8 +184,15 @@ def _handler(server: Server) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Quiet(ThreadingHTTPServer):
+    """Connections reset by the client (a response closed before its end) are expected."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        return
+
+
 def _start(server: Server, tls: ssl.SSLContext | None = None) -> Iterator[Server]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(server))
+    httpd = _Quiet(("127.0.0.1", 0), _handler(server))
     httpd.daemon_threads = True
     if tls is not None:
         httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
