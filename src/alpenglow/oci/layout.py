@@ -109,6 +109,7 @@ class LayoutBlobs(Mapping[str, bytes]):
     again and again) are kept once read and verified; large ones (layers) are read anew
     each time rather than held in memory."""
 
+    verifies_on_read = True  # (see ImageBundle.verify)
     _KEEP_BELOW = 1 << 20
 
     def __init__(self, layout: Layout, digests: Iterable[str]) -> None:

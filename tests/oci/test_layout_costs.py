@@ -1,5 +1,6 @@
-"""How much a layout fsyncs, and what it does with what a crash may leave of the files it
-does not fsync (the marker and empty index.json of a new layout)."""
+"""What a layout costs: how often it fsyncs (and what it does with what a crash may leave of
+the files it does not fsync: the marker and empty index.json of a new layout), and how often
+a bundle read from it hashes its blobs."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from alpenglow.errors import FormatError
-from alpenglow.oci.image import OCI_INDEX
+from alpenglow.oci import image as image_module
+from alpenglow.oci.image import OCI_INDEX, ImageBundle
 from alpenglow.oci.layout import Layout
 from alpenglow.oci.store import ImageStore
 from tests.oci.images import make_index, umoci
@@ -80,3 +82,47 @@ def test_a_marker_with_wrong_content_is_still_an_error(tmp_path: Path) -> None:
     (path / "index.json").write_text("{")
     with pytest.raises(FormatError, match="not valid JSON"):
         Layout.create(path).entries()
+
+
+@pytest.fixture
+def hashed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of the blobs hashed by verify_blob (which still hashes them)."""
+    sizes: list[int] = []
+    real = image_module._hash
+
+    def counting(algorithm: str, data: bytes) -> str:
+        sizes.append(len(data))
+        return real(algorithm, data)
+
+    monkeypatch.setattr(image_module, "_hash", counting)
+    return sizes
+
+
+def test_a_bundle_read_from_a_layout_is_hashed_once(tmp_path: Path, hashed: list[int]) -> None:
+    layout = Layout.create(tmp_path / "lay")
+    bundle = make_index()
+    layout.write_bundle(bundle, ["x"])
+    read = layout.read_bundle("x")
+    hashed.clear()
+    read.verify()
+    read.verify()  # again: each blob was kept once verified (they are small here)
+    assert sorted(hashed) == sorted(len(bundle.blobs[d]) for d in bundle.digests())
+    assert read.images() == bundle.images()
+
+
+def test_a_layout_bundle_still_fails_on_a_bad_blob_or_size(tmp_path: Path) -> None:
+    layout = Layout.create(tmp_path / "lay")
+    bundle = make_index()
+    layout.write_bundle(bundle, ["x"])
+    layer = bundle.images()[0].manifest.layers[0]
+    path = layout.blob_path(layer.digest)
+    path.write_bytes(path.read_bytes()[:-1] + b"!")
+    with pytest.raises(FormatError, match=f"{path}: blob {layer.digest} is corrupt"):
+        layout.read_bundle("x").verify()
+    path.write_bytes(bundle.blobs[layer.digest])
+    # a descriptor whose size is wrong, though the bytes have its digest
+    manifest = bundle.images()[0].descriptor
+    wrong = type(manifest)(manifest.media_type, manifest.digest, manifest.size + 1)
+    lying = ImageBundle(wrong, layout.read_bundle("x").blobs, "lying")
+    with pytest.raises(FormatError, match=r"lying: blob sha256:\w+ has \d+ bytes, its descriptor"):
+        lying.verify()
