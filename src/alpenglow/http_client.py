@@ -337,6 +337,7 @@ class HttpClient:
         self._idle: dict[tuple[str, str, int], list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
         self._contexts: dict[bool, ssl.SSLContext] = {}
+        self._context_lock = threading.Lock()
         self._proxies: dict[str, str] | None = None
         if trust_env and any(
             os.environ.get(name) or os.environ.get(name.upper()) for name in _PROXY_VARIABLES
@@ -526,7 +527,7 @@ class HttpClient:
         connection.close()
 
     def _context(self, verified: bool) -> ssl.SSLContext:
-        with self._lock:
+        with self._context_lock:  # not the pool's lock: loading CA certificates takes a while
             context = self._contexts.get(verified)
             if context is None:
                 import ssl
