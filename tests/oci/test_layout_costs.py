@@ -13,7 +13,7 @@ import pytest
 from alpenglow.errors import FormatError
 from alpenglow.oci import image as image_module
 from alpenglow.oci.image import OCI_INDEX, ImageBundle
-from alpenglow.oci.layout import Layout
+from alpenglow.oci.layout import Layout, LayoutBlobs
 from alpenglow.oci.store import ImageStore
 from tests.oci.images import make_index, umoci
 
@@ -107,6 +107,21 @@ def test_a_bundle_read_from_a_layout_is_hashed_once(tmp_path: Path, hashed: list
     read.verify()
     read.verify()  # again: each blob was kept once verified (they are small here)
     assert sorted(hashed) == sorted(len(bundle.blobs[d]) for d in bundle.digests())
+    assert read.images() == bundle.images()
+
+
+def test_blobs_beyond_the_budget_are_read_anew(
+    tmp_path: Path, hashed: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layout = Layout.create(tmp_path / "lay")
+    bundle = make_index()
+    layout.write_bundle(bundle, ["x"])
+    monkeypatch.setattr(LayoutBlobs, "_KEEP_BYTES", 0)  # nothing fits: nothing is kept
+    read = layout.read_bundle("x")
+    read.verify()
+    hashed.clear()
+    read.verify()
+    assert sorted(set(hashed)) == sorted({len(bundle.blobs[d]) for d in bundle.digests()})
     assert read.images() == bundle.images()
 
 

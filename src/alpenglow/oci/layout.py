@@ -105,17 +105,20 @@ class LayoutBlobs(Mapping[str, bytes]):
     """A lazy, read-only mapping of some digests to the layout's blobs, each read and
     verified when it is looked up.
 
-    Small blobs (manifests, indexes, configs: documents that walking a bundle looks up
-    again and again) are kept once read and verified; large ones (layers) are read anew
-    each time rather than held in memory."""
+    Blobs once read and verified are kept, up to 64 MiB in all, so that walking a bundle
+    again and again (its documents), or verifying and then sending it (a push of a small
+    image), reads and hashes each once; beyond that, blobs are read anew each time rather
+    than held in memory."""
 
     verifies_on_read = True  # (see ImageBundle.verify)
-    _KEEP_BELOW = 1 << 20
+    _KEEP_BYTES = 64 << 20
 
     def __init__(self, layout: Layout, digests: Iterable[str]) -> None:
         self._layout = layout
         self._digests = frozenset(digests)
         self._kept: dict[str, bytes] = {}
+        self._kept_bytes = 0
+        self._keeping = threading.Lock()
 
     def __getitem__(self, digest: str) -> bytes:
         kept = self._kept.get(digest)
@@ -124,8 +127,10 @@ class LayoutBlobs(Mapping[str, bytes]):
         if digest not in self._digests or not self._layout.has_blob(digest):
             raise KeyError(digest)
         data = self._layout.get_blob(digest)
-        if len(data) < self._KEEP_BELOW:
-            self._kept[digest] = data
+        with self._keeping:
+            if digest not in self._kept and self._kept_bytes + len(data) <= self._KEEP_BYTES:
+                self._kept[digest] = data
+                self._kept_bytes += len(data)
         return data
 
     def __iter__(self) -> Iterator[str]:
