@@ -13,7 +13,9 @@ push uploads every blob. Figures are the median wall time of fresh processes:
 - pull: ``alpenglow pull HOST/bench/img:1`` (into an empty image store),
   ``alpenglow copy docker://HOST/bench/img:1 oci:DIR`` (into a new OCI layout, as skopeo
   writes) and ``skopeo copy --all docker://HOST/bench/img:1 oci:DIR:latest``;
-- the start-up of each tool (``alpenglow --version``, ``skopeo --version``), as a floor.
+- the start-up of each tool (``alpenglow --version``, ``skopeo --version``), as a floor,
+  and ``alpenglow pull --help``: the start-up of the transfer commands (their option
+  parser and help, without the transfer machinery).
 
 CPU time (user + system) is shown next to each wall time: on a busy machine it is the steadier
 figure. Python byte code is cached in a private directory (``PYTHONPYCACHEPREFIX``, filled by a
@@ -165,6 +167,7 @@ def main() -> int:
                 "alpenglow copy docker:// oci:": ours_copy,
                 "skopeo copy --all docker:// oci:": skopeo_pull,
                 "alpenglow --version": startup([str(EXE), "--version"]),
+                "alpenglow pull --help": startup([str(EXE), "pull", "--help"]),
                 "skopeo --version": startup(["skopeo", "--version"]),
             },
         )

@@ -463,30 +463,44 @@ def test_the_click_application_hands_transfers_to_the_same_parser(
     assert "ERROR: Invalid value for '--jobs' / '-j': 0" in capsys.readouterr().err
 
 
-def test_a_pull_imports_neither_click_nor_rich(
+def test_transfers_import_neither_click_nor_rich(
     cli: Cli, registry: RegistryServer, small_layout: Path
 ) -> None:
     """Without a terminal the progress is plain lines, and options are parsed by hand."""
     ref = f"{registry.host}/lean/img:1"
-    cli.ok("push", f"oci:{small_layout}:latest", ref)
-    done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "alpenglow.cli.main", "pull", ref],
-        env=cli.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1] == ref
-    modules = {
-        line.rpartition("|")[2].strip()
-        for line in done.stderr.splitlines()
-        if line.startswith("import time:")
-    }
-    assert "alpenglow.distribution.transfer" in modules
-    assert not {m for m in modules if m.split(".")[0] in ("click", "rich")}
-    assert "alpenglow.cli.app" not in modules
+
+    def modules(*args: str) -> set[str]:
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "alpenglow.cli.main", *args],
+            env=cli.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        imported = {
+            line.rpartition("|")[2].strip()
+            for line in done.stderr.splitlines()
+            if line.startswith("import time:")
+        }
+        assert "alpenglow.distribution.transfer" in imported
+        assert not {m for m in imported if m.split(".")[0] in ("click", "rich")}
+        assert "alpenglow.cli.app" not in imported
+        return imported
+
+    modules("push", f"oci:{small_layout}:latest", ref)
+    modules("pull", ref)
+    assert cli.store.resolve(ref).digest == read_oci(small_layout).root.digest
+    modules("copy", f"docker://{ref}", f"oci:{cli.home}/copied:x")
+    assert read_oci(cli.home / "copied", "x").root.digest == read_oci(small_layout).root.digest
+
+
+def test_version_without_click(cli: Cli) -> None:
+    from alpenglow import __version__
+
+    assert cli.ok("--version").stdout == f"alpenglow, version {__version__}\n"
+    assert cli.ok("--version", "ignored").stdout == f"alpenglow, version {__version__}\n"
 
 
 # --------------------------------------------------------------------------------------------

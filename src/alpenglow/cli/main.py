@@ -5,6 +5,7 @@ straight to :mod:`alpenglow.cli.apk` (apk-tools' option syntax), ``run`` to
 :mod:`alpenglow.cli.run`, and the transfer commands ``push``, ``pull`` and ``copy`` to
 :func:`alpenglow.cli.distribution.main`; everything else goes to the click application in
 :mod:`alpenglow.cli.app` (which still lists those commands in ``alpenglow --help``).
+``alpenglow --version`` is answered here too, as click's version option answers it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ _TRANSFERS = frozenset({"push", "pull", "copy"})
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``alpenglow`` command."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "--version":  # eager, as click's: whatever follows is ignored
+        from alpenglow import __version__
+
+        sys.stdout.write(f"alpenglow, version {__version__}\n")
+        sys.exit(0)
     if args and args[0] == "apk":
         from alpenglow.cli.apk import run
 
