@@ -374,7 +374,7 @@ class RegistryClient:
                 raise _Retryable(f"token service: {_network_reason(exc)}") from None
             except HttpError as exc:
                 raise RegistryError(
-                    f"{self.registry}: token service: {exc.message}", registry=self.registry
+                    f"{self.registry}: token service: {exc.reason}", registry=self.registry
                 ) from None
             if response.status in RETRY_STATUSES or response.status >= 500:
                 wait = retry_after_seconds(response.headers.get("Retry-After"))
@@ -444,7 +444,7 @@ class RegistryClient:
                 raise _Retryable(_network_reason(exc)) from None
             except HttpError as exc:
                 raise RegistryError(
-                    f"{self.registry}: {method} {urlsplit(current).path}: {exc.message}",
+                    f"{self.registry}: {method} {urlsplit(current).path}: {exc.reason}",
                     registry=self.registry,
                 ) from None
             status = response.status
