@@ -283,6 +283,7 @@ def tls_server(certificate: Certificate) -> Iterator[Server]:
 
 def test_exports() -> None:
     assert http_client.__all__ == [
+        "RETRY_STATUSES",
         "Body",
         "CertificateError",
         "ConnectError",
@@ -294,10 +295,12 @@ def test_exports() -> None:
         "HttpError",
         "InvalidURL",
         "Response",
+        "RetryPolicy",
         "TLSError",
         "Timeout",
         "TooManyRedirects",
         "TransportError",
+        "retry_after_seconds",
     ]
 
 

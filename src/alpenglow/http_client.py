@@ -29,6 +29,9 @@ Failures of the transport are translated at this edge (nothing from :mod:`http.c
         │   └── ConnectTimeout   (also a ConnectError)
         └── ConnectionBroken     the connection dropped, or the server broke the protocol
 
+Each request is sent once; callers retry as :class:`RetryPolicy` says (``RETRY_STATUSES``,
+:func:`retry_after_seconds`), which lives here so that every HTTP user shares it.
+
 ``http.client`` and ``ssl`` are imported when the first connection is made, so importing
 this module costs next to nothing.
 """
@@ -37,7 +40,9 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, overload
 from urllib.parse import unquote, urljoin, urlsplit
 
@@ -48,6 +53,7 @@ if TYPE_CHECKING:
     import ssl
 
 __all__ = [
+    "RETRY_STATUSES",
     "Body",
     "CertificateError",
     "ConnectError",
@@ -59,10 +65,12 @@ __all__ = [
     "HttpError",
     "InvalidURL",
     "Response",
+    "RetryPolicy",
     "TLSError",
     "Timeout",
     "TooManyRedirects",
     "TransportError",
+    "retry_after_seconds",
 ]
 
 
@@ -73,6 +81,9 @@ def __dir__() -> list[str]:
 Body = bytes | bytearray | memoryview | IO[bytes] | Iterable[bytes] | None
 """What a request may carry: bytes, a binary file (read from where it is) or an iterable of
 byte chunks."""
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+"""HTTP statuses worth another attempt (plus any other ``5xx``)."""
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -135,6 +146,50 @@ class ConnectTimeout(Timeout, ConnectError):
 
 class ConnectionBroken(TransportError):
     """The connection dropped, or what came back was not HTTP."""
+
+
+# --------------------------------------------------------------------------------------------
+# Retrying (used by the callers: this module sends each request once)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How hard to try. The delay before attempt ``n + 1`` is ``backoff * 2**(n - 1)``
+    capped at ``max_backoff``, of which a random half is dropped (jitter); a server's
+    ``Retry-After`` replaces it, capped at ``max_retry_after``."""
+
+    attempts: int = 4
+    backoff: float = 0.5
+    max_backoff: float = 8.0
+    max_retry_after: float = 30.0
+
+    def delay(self, attempt: int, rand: float) -> float:
+        """Backoff before the next try after failed ``attempt`` (1-based); ``rand`` in [0, 1)."""
+        full = min(self.max_backoff, self.backoff * 2.0 ** (attempt - 1))
+        return full / 2 + full / 2 * rand
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """Seconds asked for by a ``Retry-After`` header (delta-seconds or an HTTP date).
+
+    >>> retry_after_seconds("3"), retry_after_seconds("soon"), retry_after_seconds(None)
+    (3.0, None, None)
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    import email.utils
+
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
 
 
 # --------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from alpenglow.apk.repository import is_network_url
 from alpenglow.errors import AlpenglowError
+from alpenglow.http_client import RETRY_STATUSES, RetryPolicy, retry_after_seconds
 
 if TYPE_CHECKING:
     from alpenglow.http_client import HttpClient, TransportError
@@ -47,9 +48,6 @@ def __dir__() -> list[str]:
 
 
 T = TypeVar("T")
-
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-"""HTTP statuses worth another attempt (plus any other ``5xx``)."""
 
 _REASONS = {
     304: "Not Modified",
@@ -78,23 +76,6 @@ class FetchError(AlpenglowError):
         self.reason = reason
         self.status = status
         self.attempts = attempts
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How hard to try. The delay before attempt ``n + 1`` is ``backoff * 2**(n - 1)``
-    capped at ``max_backoff``, of which a random half is dropped (jitter); a server's
-    ``Retry-After`` replaces it, capped at ``max_retry_after``."""
-
-    attempts: int = 4
-    backoff: float = 0.5
-    max_backoff: float = 8.0
-    max_retry_after: float = 30.0
-
-    def delay(self, attempt: int, rand: float) -> float:
-        """Backoff before the next try after failed ``attempt`` (1-based); ``rand`` in [0, 1)."""
-        full = min(self.max_backoff, self.backoff * 2.0 ** (attempt - 1))
-        return full / 2 + full / 2 * rand
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,29 +120,6 @@ class NullProgress:
 
     def retrying(self, url: str, attempt: int, delay: float, reason: str) -> None:
         pass
-
-
-def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
-    """Seconds asked for by a ``Retry-After`` header (delta-seconds or an HTTP date).
-
-    >>> retry_after_seconds("3"), retry_after_seconds("soon"), retry_after_seconds(None)
-    (3.0, None, None)
-    """
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    import email.utils
-
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
 
 
 class _Retry(Exception):

@@ -35,8 +35,6 @@ import fcntl
 import json
 import os
 import re
-import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -289,6 +287,9 @@ def run_credential_helper(
     shown, as it may hold a secret)."""
     if not re.fullmatch(r"[A-Za-z0-9._-]+", helper):
         raise AlpenglowError(f"invalid credential helper name {helper!r}")
+    import shutil  # here, not at start-up: few registries need a helper
+    import subprocess
+
     program = f"docker-credential-{helper}"
     path = shutil.which(program, path=(environ or os.environ).get("PATH"))
     if path is None:
@@ -593,11 +594,19 @@ def _covers(granted: frozenset[Scope], wanted: frozenset[Scope]) -> bool:
     return all(s in granted or (s.resource, s.name) in wildcard for s in wanted)
 
 
-@dataclass(slots=True)
 class _Token:
-    value: str = field(repr=False)
-    scopes: frozenset[Scope]
-    expires: float
+    """A bearer token, the scopes it grants and when it expires (monotonic clock). A plain
+    slotted class, not a dataclass: one generated class fewer at start-up."""
+
+    __slots__ = ("expires", "scopes", "value")
+
+    def __init__(self, value: str, scopes: frozenset[Scope], expires: float) -> None:
+        self.value = value
+        self.scopes = scopes
+        self.expires = expires
+
+    def __repr__(self) -> str:
+        return f"_Token(value=<hidden>, scopes={sorted(self.scopes)!r}, expires={self.expires!r})"
 
 
 Send = Callable[..., "Response"]

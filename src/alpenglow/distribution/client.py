@@ -13,7 +13,7 @@ connection pool.
   scopes it needs (``pull``; ``pull,push`` to upload; ``pull`` on the source repository of a
   mount), so one token is fetched per set of scopes and reused.
 * **Retries.** ``408``, ``429``, ``5xx``, timeouts and connection errors are retried with
-  exponential backoff and jitter (:class:`alpenglow.apk.fetch.RetryPolicy`; ``Retry-After``
+  exponential backoff and jitter (:class:`alpenglow.http_client.RetryPolicy`; ``Retry-After``
   is honoured). Other failures raise :class:`RegistryError` at once: one line naming the
   registry, the repository, what was asked, the HTTP status and the registry's error codes
   and messages (``MANIFEST_UNKNOWN: manifest unknown``).
@@ -37,7 +37,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
@@ -45,7 +44,6 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple, TypeVar, overload
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-from alpenglow.apk.fetch import RETRY_STATUSES, RetryPolicy, retry_after_seconds
 from alpenglow.distribution.auth import (
     Authenticator,
     Credential,
@@ -63,6 +61,7 @@ from alpenglow.distribution.reference import (
 )
 from alpenglow.errors import DigestMismatch, RegistryError
 from alpenglow.http_client import (
+    RETRY_STATUSES,
     CertificateError,
     ConnectError,
     ConnectionBroken,
@@ -70,9 +69,11 @@ from alpenglow.http_client import (
     HttpClient,
     HttpError,
     Response,
+    RetryPolicy,
     Timeout,
     TLSError,
     TransportError,
+    retry_after_seconds,
 )
 from alpenglow.oci.image import (
     DOCKER_MANIFEST,
@@ -165,6 +166,12 @@ def _network_reason(exc: TransportError) -> str:
     if isinstance(exc, ConnectionBroken):
         return "connection broken"
     return type(exc).__name__
+
+
+def _temporary_file() -> IO[bytes]:
+    import tempfile  # not at start-up: it imports shutil and random
+
+    return tempfile.TemporaryFile(prefix="alpenglow-blob-")
 
 
 def _digest_algorithm(digest: str) -> str:
@@ -611,9 +618,7 @@ class RegistryClient:
         ``Range`` request when the server allows it.
 
         Raises :class:`DigestMismatch` (nothing handed on) or :class:`RegistryError`."""
-        file: IO[bytes] = (
-            io.BytesIO() if sink is None else tempfile.TemporaryFile(prefix="alpenglow-blob-")  # noqa: SIM115
-        )
+        file: IO[bytes] = io.BytesIO() if sink is None else _temporary_file()
         with file:
             self._fetch_into(file, repository, digest, size, progress)
             if sink is None:
