@@ -478,6 +478,23 @@ def test_invalid_urls(url: str, reason: str) -> None:
     assert info.value.reason.startswith(reason)
 
 
+def test_forbidden_characters_are_refused_without_showing_secrets(server: Server) -> None:
+    with HttpClient() as client:
+        with pytest.raises(InvalidURL) as info:
+            client.request("GET", f"{server.url}/a b")
+        assert info.value.reason == "the URL holds characters HTTP does not allow"
+        with pytest.raises(HttpError) as header:
+            client.request(
+                "GET", f"{server.url}/hello", headers={"Authorization": "Bearer s3cret\r\nX: y"}
+            )
+        assert not isinstance(header.value, TransportError)
+        assert str(header.value) == (
+            f"{server.url}/hello: the Authorization header holds characters HTTP does not allow"
+        )
+        assert client.request("GET", f"{server.url}/hello").content == b"hello"
+    assert [s.path for s in server.log] == ["/hello"]
+
+
 def test_statuses_are_returned_not_raised(server: Server) -> None:
     with HttpClient() as client:
         response = client.request("GET", f"{server.url}/status?code=503")

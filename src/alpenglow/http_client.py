@@ -532,6 +532,8 @@ class HttpClient:
         chunked: bool,
         url: str,
     ) -> http.client.HTTPResponse:
+        import http.client
+
         write_error: Exception | None = None
         try:
             connection.putrequest(
@@ -540,8 +542,16 @@ class HttpClient:
                 skip_host="host" in names,
                 skip_accept_encoding="accept-encoding" in names,
             )
-            for name, value in headers.items():
+        except (ValueError, http.client.HTTPException):  # control characters, spaces
+            raise InvalidURL("the URL holds characters HTTP does not allow", url) from None
+        for name, value in headers.items():
+            try:
                 connection.putheader(name, value)
+            except ValueError:  # the value is not shown: it may be a secret
+                raise HttpError(
+                    f"the {name} header holds characters HTTP does not allow", url
+                ) from None
+        try:
             message: object = body
             if isinstance(body, bytearray | memoryview):
                 message = bytes(body)
