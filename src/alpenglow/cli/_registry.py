@@ -7,7 +7,7 @@ image store (``NAME[:TAG]``, an image id) or a local transport (``oci:DIR[:NAME]
 :mod:`alpenglow.oci.transport`).
 
 Progress goes to stderr: a rich bar per blob when stderr is a terminal, else one plain line
-per blob when it is done (``a1b2c3d4e5f6: pushed (1.46 MB)``).
+per blob when it is done (``a1b2c3d4e5f6: pushed (1.46MB)``, sizes as docker prints them).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from alpenglow.cli._table import human_size
 
 if TYPE_CHECKING:
     from alpenglow.distribution.auth import Credential
@@ -38,7 +40,6 @@ __all__ = [
     "TransferDisplay",
     "click_option",
     "client_for",
-    "human_size",
     "insecure_option",
     "jobs_option",
     "parse_location",
@@ -203,20 +204,6 @@ def say(text: str) -> None:
     """A line of commentary on stderr (stdout keeps the result)."""
     sys.stderr.write(f"{text}\n")
     sys.stderr.flush()
-
-
-def human_size(size: int) -> str:
-    """Decimal units, as docker prints sizes.
-
-    >>> human_size(999), human_size(1_460_000)
-    ('999 B', '1.46 MB')
-    """
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.2f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def registry_reference(text: str, *, default_tag: str = "latest") -> Reference:

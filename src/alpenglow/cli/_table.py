@@ -6,8 +6,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-import click
-
 __all__ = ["format_columns", "human_size", "print_table"]
 
 
@@ -57,5 +55,4 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
             table.add_row(*row)
         Console().print(table)
         return
-    for line in format_columns(header, rows):
-        click.echo(line)
+    sys.stdout.write("".join(f"{line}\n" for line in format_columns(header, rows)))
