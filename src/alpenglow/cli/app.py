@@ -11,14 +11,14 @@ commands listed for them here hand their arguments over unparsed.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import click
 
 from alpenglow import __version__
 from alpenglow.errors import AlpenglowError, UsageError
 
-__all__ = ["cli", "main"]
+__all__ = ["cli", "main", "passthrough"]
 
 
 def __dir__() -> list[str]:
@@ -48,21 +48,37 @@ def cli() -> None:
     """Alpine packages and OCI images, without a daemon."""
 
 
-@cli.command(
-    "apk",
-    context_settings={
-        "ignore_unknown_options": True,
-        "allow_extra_args": True,
-        "help_option_names": [],
-    },
-    add_help_option=False,
-)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def apk_command(args: tuple[str, ...]) -> None:
-    """apk-tools compatible package manager (run `alpenglow apk --help`)."""
+def passthrough(name: str, help: str, run: Callable[[list[str]], int]) -> click.Command:
+    """The click face of a command that parses its own arguments (``apk``, ``run``,
+    ``push``, ``pull``, ``copy``): listed by ``alpenglow --help``, it hands its arguments,
+    unparsed, to ``run`` and exits with what that returns."""
+
+    def face(args: tuple[str, ...]) -> None:
+        sys.exit(run(list(args)))
+
+    return click.Command(
+        name,
+        callback=face,
+        params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
+        help=help,
+        context_settings={
+            "ignore_unknown_options": True,
+            "allow_extra_args": True,
+            "help_option_names": [],
+        },
+        add_help_option=False,
+    )
+
+
+def _apk(args: list[str]) -> int:
     from alpenglow.cli.apk import run
 
-    sys.exit(run(list(args)))
+    return run(args)
+
+
+cli.add_command(
+    passthrough("apk", "apk-tools compatible package manager (run `alpenglow apk --help`).", _apk)
+)
 
 
 # Commands that live in their own modules: click command name -> (module under alpenglow.cli,

@@ -426,25 +426,10 @@ def main(name: str, argv: Sequence[str]) -> int:
 
 
 def _click_transfer(command: Transfer) -> Any:
-    """The click face of a transfer command, for ``alpenglow --help`` and the click group:
-    it hands the arguments, unparsed, to :func:`main`."""
-    import click
+    """The click face of a transfer command, for ``alpenglow --help`` and the click group."""
+    from alpenglow.cli.app import passthrough
 
-    @click.command(
-        command.name,
-        help=command.help,
-        context_settings={
-            "ignore_unknown_options": True,
-            "allow_extra_args": True,
-            "help_option_names": [],
-        },
-        add_help_option=False,
-    )
-    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-    def face(args: tuple[str, ...]) -> None:
-        sys.exit(main(command.name, list(args)))
-
-    return face
+    return passthrough(command.name, command.help, lambda args: main(command.name, args))
 
 
 def _click_commands() -> dict[str, Any]:

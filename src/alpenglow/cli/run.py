@@ -313,25 +313,11 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _click_command() -> Any:
-    """The click face of ``run`` for ``alpenglow --help`` and the click group; it hands
-    the arguments, unparsed, to :func:`main`."""
-    import click
+    """The click face of ``run`` for ``alpenglow --help`` and the click group."""
+    from alpenglow.cli.app import passthrough
 
-    @click.command(
-        "run",
-        context_settings={
-            "ignore_unknown_options": True,
-            "allow_extra_args": True,
-            "help_option_names": [],
-        },
-        add_help_option=False,
-    )
-    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-    def run(args: tuple[str, ...]) -> None:
-        """Run a command in a new container (see `alpenglow run --help`)."""
-        sys.exit(main(list(args)))
-
-    return run
+    summary = "Run a command in a new container (see `alpenglow run --help`)."
+    return passthrough("run", summary, main)
 
 
 def __getattr__(name: str) -> Any:

@@ -213,6 +213,14 @@ def _usage(stream: TextIO) -> None:
     stream.write("\nRun `alpenglow apk COMMAND --help` for a command's options.\n")
 
 
+def _version(stream: TextIO) -> None:
+    """``apk --version``: what this is and the architecture it installs by default."""
+    from alpenglow import __version__
+    from alpenglow.cli.apk._session import default_arch
+
+    stream.write(f"alpenglow apk {__version__} (apk-tools 3 compatible), for {default_arch()}.\n")
+
+
 def _load(module_name: str) -> Applet:
     module = importlib.import_module(f"alpenglow.cli.apk.{module_name}")
     applet: Applet = module.APPLET
@@ -254,6 +262,9 @@ def run(argv: list[str]) -> int:
     ctx: ApkContext | None = None
     try:
         index = _find_applet(argv)
+        if any(a in ("-V", "--version") for a in argv[:index]):
+            _version(sys.stdout)
+            return 0
         if index is None:
             if any(a in ("-h", "--help") for a in argv) or not argv:
                 _usage(sys.stdout)
