@@ -8,7 +8,9 @@ and headers, closes the connection without an answer (after taking some bytes of
 chunk), cuts a blob download short, or serves wrong bytes. Auth: none, ``basic`` or
 ``bearer`` (a token endpoint on the same server grants what a user asks for; anonymous users
 get ``pull`` on ``public/`` repositories). Blob downloads can be redirected to a second
-server (``storage``), which records the ``Authorization`` headers it sees.
+server (``storage``), which records the ``Authorization`` headers it sees. With
+``referrers_api`` it answers a manifest with a ``subject`` as a registry with the OCI 1.1
+referrers API does: with an ``OCI-Subject`` header.
 
 Every request is recorded in :attr:`FakeRegistry.log` (method, path, headers).
 """
@@ -187,8 +189,10 @@ class FakeRegistry:
         token_lifetime: int = 300,
         www_authenticate: str | None = None,
         tls: bool = False,
+        referrers_api: bool = False,
     ) -> None:
         self.auth = auth
+        self.referrers_api = referrers_api
         self.users = users or {}
         self.page_size = page_size
         self.delete_enabled = delete
@@ -633,7 +637,11 @@ class FakeRegistry:
                 self.manifests.setdefault(repo, {})[digest] = (data, media_type)
                 if not ref.startswith("sha256:"):
                     self.tags.setdefault(repo, {})[ref] = digest
-            self._reply(h, 201, None, {"Docker-Content-Digest": digest})
+            headers = {"Docker-Content-Digest": digest}
+            subject = json.loads(data).get("subject") if self.referrers_api else None
+            if isinstance(subject, dict):
+                headers["OCI-Subject"] = str(subject.get("digest"))
+            self._reply(h, 201, None, headers)
             return
         with self.lock:
             digest = ref if ref.startswith("sha256:") else self.tags.get(repo, {}).get(ref, "")

@@ -520,6 +520,7 @@ def test_exports() -> None:
         "MAX_MANIFEST_SIZE",
         "RawManifest",
         "RegistryClient",
+        "StoredManifest",
     ]
 
 

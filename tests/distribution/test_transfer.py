@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,12 +19,13 @@ from alpenglow.distribution import transfer as transfer_module
 from alpenglow.distribution.auth import Credential
 from alpenglow.distribution.client import RegistryClient
 from alpenglow.distribution.reference import parse_reference
-from alpenglow.distribution.transfer import NullProgress, pull, push
+from alpenglow.distribution.transfer import NullProgress, pull, push, referrers_tag
 from alpenglow.errors import AlpenglowError, DigestMismatch, ImageNotFound, RegistryError
 from alpenglow.oci.image import (
     INDEX_TYPES,
     MANIFEST_TYPES,
     OCI_EMPTY,
+    OCI_INDEX,
     OCI_MANIFEST,
     Descriptor,
     ImageBundle,
@@ -162,25 +164,178 @@ def test_push_by_digest_only(fake: FakeRegistry) -> None:
         push(image, parse_reference(f"{fake.host}/a/b@sha256:{'0' * 64}"), client)
 
 
-def test_push_of_referrers(fake: FakeRegistry) -> None:
-    image = make_index()
-    subject = image.index().manifests[0]
-    sbom = b'{"spdxVersion":"SPDX-2.3"}'
+def sbom(
+    subject: Descriptor,
+    text: str,
+    *,
+    artifact_type: str = "application/spdx+json",
+    annotations: dict[str, str] | None = None,
+) -> ImageBundle:
+    """An artifact manifest about ``subject``: an empty config and one SBOM layer."""
+    document = text.encode()
     empty = b"{}"
+    config = Descriptor.of(OCI_EMPTY, empty)
     artifact = manifest_bytes(
-        Descriptor.of(OCI_EMPTY, empty),
-        [Descriptor.of("application/spdx+json", sbom)],
-        subject=subject,
-        artifact_type="application/spdx+json",
+        config,
+        [Descriptor.of("application/spdx+json", document)],
+        subject=Descriptor(subject.media_type, subject.digest, subject.size),
+        artifact_type=artifact_type,
+        annotations=annotations,
     )
     root = Descriptor.of(OCI_MANIFEST, artifact)
-    bundle = ImageBundle(
-        root, {root.digest: artifact, digest_of(sbom): sbom, digest_of(empty): empty}
+    blobs = {root.digest: artifact, digest_of(document): document, digest_of(empty): empty}
+    return ImageBundle(root, blobs, f"sbom {text}")
+
+
+def listed(fake: FakeRegistry, repo: str, subject: str) -> dict[str, Any]:
+    """The referrers index under the tag of ``subject`` (its JSON)."""
+    digest = fake.tags[repo][referrers_tag(subject)]
+    data, media_type = fake.manifests[repo][digest]
+    assert media_type == OCI_INDEX
+    return json.loads(data)  # type: ignore[no-any-return]
+
+
+def tag_puts(fake: FakeRegistry) -> list[str]:
+    return [r.path for r in fake.requests("PUT", "/manifests/sha256-")]
+
+
+def test_referrers_tag_follows_the_spec() -> None:
+    assert referrers_tag("sha256:" + "a" * 64) == "sha256-" + "a" * 64
+    assert referrers_tag("sha512:" + "a" * 128) == "sha512-" + "a" * 64
+    odd = (
+        "test+algorithm+using+algorithm+separators+and+lots+of+characters+to+excercise+overall"
+        "+truncation:alsoSome=InTheEncodedSectionToShowHyphenReplacementAndLotsAndLotsOf"
+        "CharactersToExcerciseEncodedTruncation"
     )
+    assert referrers_tag(odd) == (
+        "test-algorithm-using-algorithm-s-"
+        "alsoSome-InTheEncodedSectionToShowHyphenReplacementAndLotsAndLot"
+    )
+
+
+def test_push_lists_referrers_under_the_tag_schema(fake: FakeRegistry) -> None:
+    image = make_index()
+    amd, arm = image.index().manifests[:2]
+    spdx = sbom(amd, "amd spdx", annotations={"org.opencontainers.image.created": "2024"})
+    cdx = sbom(amd, "amd cdx", artifact_type="")  # no artifactType: its config's media type
+    other = sbom(arm, "arm spdx")
+    ref = parse_reference(f"{fake.host}/a/b:1")
+    progress = Recorder()
     with client_for(fake.host) as client:
-        push(image, parse_reference(f"{fake.host}/a/b:1"), client, referrers=[bundle])
-        assert client.get_manifest("a/b", root.digest).data == artifact
-        assert client.get_blob("a/b", digest_of(sbom)) == sbom
+        push(image, ref, client, referrers=[spdx, cdx, other], progress=progress)
+        for artifact in (spdx, cdx, other):
+            assert client.get_manifest("a/b", artifact.root.digest).data == artifact.blob(
+                artifact.root.digest
+            )
+            for digest in leaves(artifact):
+                assert client.get_blob("a/b", digest) == artifact.blob(digest)
+    assert fake.tags["a/b"]["1"] == image.root.digest  # the image's own tag is the image
+    assert listed(fake, "a/b", amd.digest) == {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": spdx.root.digest,
+                "size": spdx.root.size,
+                "artifactType": "application/spdx+json",
+                "annotations": {"org.opencontainers.image.created": "2024"},
+            },
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": cdx.root.digest,
+                "size": cdx.root.size,
+                "artifactType": OCI_EMPTY,
+            },
+        ],
+    }
+    assert [m["digest"] for m in listed(fake, "a/b", arm.digest)["manifests"]] == [
+        other.root.digest
+    ]
+    # the lists are written last, once the image and every artifact are up
+    puts = [r.path.rsplit("/", 1)[1] for r in fake.requests("PUT", "/manifests/")]
+    assert sorted(puts[-2:]) == sorted([referrers_tag(amd.digest), referrers_tag(arm.digest)])
+    assert puts.index("1") < min(puts.index(a.root.digest) for a in (spdx, cdx, other))
+    # the empty config is one blob for all three
+    assert list(progress.outcomes()).count(digest_of(b"{}")) == 1
+
+
+def test_push_merges_with_the_listed_referrers(fake: FakeRegistry) -> None:
+    image = make_image("x86_64")
+    subject = image.root
+    theirs = {
+        "mediaType": OCI_MANIFEST,
+        "digest": "sha256:" + "1" * 64,
+        "size": 99,
+        "artifactType": "application/vnd.example.signature",
+        "annotations": {"who": "someone else"},
+        "data": "e30=",  # a field of theirs we do not know: kept as it is
+    }
+    mine = sbom(subject, "x86 spdx")
+    existing = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [theirs],
+        "annotations": {"kept": "yes"},
+    }
+    ref = parse_reference(f"{fake.host}/a/b:1")
+    with client_for(fake.host) as client:
+        client.put_manifest(
+            "a/b", referrers_tag(subject.digest), json.dumps(existing).encode(), OCI_INDEX
+        )
+        push(image, ref, client, referrers=[mine])
+    now = listed(fake, "a/b", subject.digest)
+    assert now["annotations"] == {"kept": "yes"}
+    assert now["manifests"][0] == theirs
+    assert [m["digest"] for m in now["manifests"]] == [theirs["digest"], mine.root.digest]
+
+
+def test_a_second_push_writes_no_list(fake: FakeRegistry) -> None:
+    image = make_index()
+    amd = image.index().manifests[0]
+    first, second = sbom(amd, "one"), sbom(amd, "two")
+    ref = parse_reference(f"{fake.host}/a/b:1")
+    with client_for(fake.host) as client:
+        push(image, ref, client, referrers=[first])
+        assert len(tag_puts(fake)) == 1
+        written = fake.tags["a/b"][referrers_tag(amd.digest)]
+        push(image, ref, client, referrers=[first])
+        push(image, ref.with_tag("2"), client, referrers=[first, first])
+        assert len(tag_puts(fake)) == 1  # the list was read, and left as it was
+        assert fake.tags["a/b"][referrers_tag(amd.digest)] == written
+        push(image, ref, client, referrers=[second, first])  # one new: added, once
+    assert len(tag_puts(fake)) == 2
+    entries = listed(fake, "a/b", amd.digest)["manifests"]
+    assert [m["digest"] for m in entries] == [first.root.digest, second.root.digest]
+
+
+def test_a_registry_with_the_referrers_api_keeps_no_list() -> None:
+    image = make_index()
+    amd = image.index().manifests[0]
+    artifact = sbom(amd, "spdx")
+    with FakeRegistry(referrers_api=True) as fake, client_for(fake.host) as client:
+        push(image, parse_reference(f"{fake.host}/a/b:1"), client, referrers=[artifact])
+        assert client.get_manifest("a/b", artifact.root.digest).digest == artifact.root.digest
+        assert tag_puts(fake) == []
+        assert fake.requests("GET", "/manifests/sha256-") == []
+        assert fake.tags["a/b"] == {"1": image.root.digest}
+
+
+def test_a_tag_in_the_way_of_the_list(fake: FakeRegistry) -> None:
+    image = make_image("x86_64")
+    other = make_image("aarch64")
+    artifact = sbom(image.root, "spdx")
+    ref = parse_reference(f"{fake.host}/a/b:1")
+    with client_for(fake.host) as client:
+        push(other, ref.with_tag(referrers_tag(image.root.digest)), client)
+        with pytest.raises(AlpenglowError) as info:
+            push(image, ref, client, referrers=[artifact])
+        assert "not the image index listing the referrers" in str(info.value)
+        assert fake.tags["a/b"]["1"] == image.root.digest  # the image went up all the same
+        with pytest.raises(AlpenglowError, match="is the tag that lists the referrers"):
+            push(
+                image, ref.with_tag(referrers_tag(image.root.digest)), client, referrers=[artifact]
+            )
 
 
 def test_pull_one_platform(fake: FakeRegistry) -> None:
@@ -267,7 +422,13 @@ def test_null_progress_and_exports() -> None:
     progress.started("d", 1)
     progress.advanced("d", 1)
     progress.finished("d", "uploaded")
-    assert sorted(transfer_module.__all__) == ["NullProgress", "Progress", "pull", "push"]
+    assert sorted(transfer_module.__all__) == [
+        "NullProgress",
+        "Progress",
+        "pull",
+        "push",
+        "referrers_tag",
+    ]
 
 
 # -- against docker-registry -------------------------------------------------------------------

@@ -90,6 +90,7 @@ __all__ = [
     "MAX_MANIFEST_SIZE",
     "RawManifest",
     "RegistryClient",
+    "StoredManifest",
 ]
 
 
@@ -126,6 +127,14 @@ class RawManifest(NamedTuple):
     @property
     def descriptor(self) -> Descriptor:
         return Descriptor(self.media_type, self.digest, len(self.data))
+
+
+class StoredManifest(NamedTuple):
+    """A manifest the registry accepted: its digest, and the ``OCI-Subject`` header of the
+    answer ("" when the registry sent none: it did not process the ``subject``, if any)."""
+
+    digest: str
+    subject: str
 
 
 class _Retryable(Exception):
@@ -818,6 +827,14 @@ class RegistryClient:
     def put_manifest(self, repository: str, ref: str, data: bytes, media_type: str) -> str:
         """Store a manifest or index under ``ref`` (a tag or its digest); returns its
         digest (checked against the registry's ``Docker-Content-Digest``)."""
+        return self.store_manifest(repository, ref, data, media_type).digest
+
+    def store_manifest(
+        self, repository: str, ref: str, data: bytes, media_type: str
+    ) -> StoredManifest:
+        """:meth:`put_manifest`, also telling what the registry answered about the
+        manifest's ``subject``: its ``OCI-Subject`` header, which a registry with the
+        referrers API (OCI distribution 1.1) sends for a manifest with a ``subject``."""
         what = f"manifest {ref}"
         digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
         if ":" in ref and ref != digest:
@@ -842,7 +859,7 @@ class RegistryClient:
                 registry=self.registry,
                 repository=repository,
             )
-        return digest
+        return StoredManifest(digest, response.headers.get("OCI-Subject", "").strip())
 
     def delete_manifest(self, repository: str, ref: str) -> None:
         """Delete the manifest at ``ref`` (registries usually want a digest)."""

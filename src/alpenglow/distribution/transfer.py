@@ -6,6 +6,17 @@ uploaded), then the manifests bottom-up: every child manifest by digest before t
 that lists it, and the root last, under the tag. So a tag never points at something
 incomplete, and a re-run uploads nothing.
 
+Artifacts about the image (its *referrers*: manifests whose ``subject`` is one of the
+image's manifests, such as the SBOMs ``alpenglow build`` attaches) go up after it, by
+digest. A registry with the OCI 1.1 referrers API says so by answering such a manifest with
+an ``OCI-Subject`` header, and lists them itself; for any other registry (Debian's
+docker-registry 2.8, Docker Hub) the client keeps the list, as the distribution spec's
+*referrers tag schema* says: an image index under the tag ``<alg>-<hex>`` of the subject's
+digest (:func:`referrers_tag`), one descriptor per referrer (its ``artifactType`` and
+annotations copied from the manifest). :func:`push` reads that tag (none yet: an empty
+list), adds the referrers it lacks, keeps every other entry, and puts it back once every
+image and artifact is up; when nothing is missing it writes nothing.
+
 :func:`pull` reads the root manifest or index, the manifests it lists (all platforms, or the
 one asked for, which then becomes the root), and every config and layer, in parallel; each
 blob is verified against its digest and size before it is kept (in memory, or written
@@ -21,6 +32,7 @@ import contextlib
 import functools
 import hashlib
 import os
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -29,16 +41,26 @@ from typing import Protocol, TypeVar
 
 from alpenglow.distribution.client import RawManifest, RegistryClient
 from alpenglow.distribution.reference import Reference
-from alpenglow.errors import AlpenglowError, DigestMismatch, FormatError, ImageNotFound
+from alpenglow.errors import (
+    AlpenglowError,
+    DigestMismatch,
+    FormatError,
+    ImageNotFound,
+    RegistryError,
+)
 from alpenglow.oci.image import (
     INDEX_TYPES,
     MANIFEST_TYPES,
+    OCI_INDEX,
     OPTIONAL_LAYER_TYPES,
     Descriptor,
     ImageBundle,
     Platform,
+    canonical_json,
+    index_bytes,
     parse_config,
     parse_index,
+    parse_json,
     parse_manifest,
 )
 from alpenglow.oci.layout import Layout, LayoutBlobs
@@ -49,6 +71,7 @@ __all__ = [
     "Progress",
     "pull",
     "push",
+    "referrers_tag",
 ]
 
 
@@ -252,7 +275,9 @@ def push(
     ``mount_from`` (a repository of the same registry) when given, else uploaded (in
     ``chunk_size`` pieces when given). Manifests follow, children first; the root is put
     under the tag last. ``referrers`` (artifacts whose ``subject`` is one of the image's
-    manifests, such as SBOMs) are pushed by digest after the image.
+    manifests, such as SBOMs) are pushed by digest after the image, and then listed under
+    the referrers tag of each subject unless the registry answered that it lists them
+    itself (see the module's documentation).
 
     If ``ref`` carries a digest, the bundle's root must have it."""
     if ref.digest and ref.digest != bundle.root.digest:
@@ -260,35 +285,195 @@ def push(
             f"{ref}: the image's digest is {bundle.root.digest}, not {ref.digest}",
             hint="push by tag, or name the image's own digest",
         )
+    listings = [_listing(artifact) for artifact in referrers]
+    for subject, _ in listings:
+        if subject and ref.tag == referrers_tag(subject):
+            raise AlpenglowError(
+                f"{ref}: {ref.tag} is the tag that lists the referrers of {subject}",
+                hint="push the image under another tag",
+            )
     repository = ref.repository
     reporter: Progress = progress or NullProgress()
     with _Workers(jobs) as workers:
-        for artifact in (bundle, *referrers):
-            blobs, documents = _plan(artifact)
-            tasks = [
-                functools.partial(
-                    _push_blob,
-                    client,
-                    repository,
-                    artifact,
-                    desc,
-                    reporter,
-                    mount_from,
-                    chunk_size,
-                )
-                for desc in blobs
-            ]
-            _run_parallel(tasks, workers)
-            root = artifact.root
-            children = [d for d in documents if d.digest != root.digest]
-            _push_documents(client, repository, artifact, children, workers)
-            if artifact is bundle:
-                target = ref.tag or root.digest
-                data = bundle.blob(root.digest)
-                client.put_manifest(repository, target, data, root.media_type)
-            else:
-                _push_documents(client, repository, artifact, [root], workers)
+        blobs, documents = _plan(bundle)
+        _push_blobs(
+            client, repository, [(bundle, blobs)], reporter, mount_from, chunk_size, workers
+        )
+        root = bundle.root
+        children = [d for d in documents if d.digest != root.digest]
+        _push_documents(client, repository, bundle, children, workers)
+        client.put_manifest(
+            repository, ref.tag or root.digest, bundle.blob(root.digest), root.media_type
+        )
+        if referrers:
+            _push_referrers(
+                client, repository, referrers, listings, reporter, mount_from, chunk_size, workers
+            )
     return bundle.root
+
+
+def _push_blobs(
+    client: RegistryClient,
+    repository: str,
+    planned: Sequence[tuple[ImageBundle, Sequence[Descriptor]]],
+    progress: Progress,
+    mount_from: str | None,
+    chunk_size: int | None,
+    workers: _Workers,
+) -> None:
+    """Upload the blobs (configs and layers) planned for each bundle, each digest once, in
+    parallel."""
+    tasks: dict[str, Callable[[], str]] = {}
+    for bundle, blobs in planned:
+        for desc in blobs:
+            if desc.digest not in tasks:
+                tasks[desc.digest] = functools.partial(
+                    _push_blob, client, repository, bundle, desc, progress, mount_from, chunk_size
+                )
+    _run_parallel(list(tasks.values()), workers)
+
+
+# --------------------------------------------------------------------------------------------
+# referrers
+
+
+_TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def referrers_tag(digest: str) -> str:
+    """The tag listing the referrers of the manifest ``digest`` on a registry without the
+    referrers API (the distribution spec's referrers tag schema): the algorithm cut to 32
+    characters, ``-``, the hex cut to 64, anything a tag cannot hold replaced by ``-``.
+
+    >>> referrers_tag("sha256:" + "ab" * 32) == "sha256-" + "ab" * 32
+    True
+    >>> len(referrers_tag("sha512:" + "0" * 128))
+    71
+    """
+    algorithm, _, encoded = digest.partition(":")
+    return _TAG_UNSAFE.sub("-", f"{algorithm[:32]}-{encoded[:64]}")
+
+
+def _listing(artifact: ImageBundle) -> tuple[str, Descriptor]:
+    """The subject digest of ``artifact`` ("" when it has none) and its entry in a list of
+    referrers: its root with the ``artifactType`` (of the manifest, else its config's media
+    type; of an index, if it says) and the annotations of the document."""
+    root = artifact.root
+    if root.media_type in INDEX_TYPES:
+        index = artifact.index(root)
+        subject, annotations, kind = index.subject, index.annotations, index.artifact_type
+    elif root.media_type in MANIFEST_TYPES:
+        manifest = artifact.manifest(root)
+        subject, annotations = manifest.subject, manifest.annotations
+        kind = manifest.artifact_type or manifest.config.media_type
+    else:
+        return "", root
+    entry = Descriptor(
+        root.media_type, root.digest, root.size, annotations=annotations, artifact_type=kind
+    )
+    return ("" if subject is None else subject.digest), entry
+
+
+def _put_referrer(client: RegistryClient, repository: str, artifact: ImageBundle) -> str:
+    """Put the root of ``artifact`` by digest; the registry's ``OCI-Subject`` answer."""
+    root = artifact.root
+    data = artifact.blob(root.digest)
+    if len(data) != root.size:
+        raise FormatError(
+            f"{artifact.source}: {root.digest} has {len(data)} bytes, its descriptor says "
+            f"{root.size}"
+        )
+    return client.store_manifest(repository, root.digest, data, root.media_type).subject
+
+
+def _push_referrers(
+    client: RegistryClient,
+    repository: str,
+    referrers: Sequence[ImageBundle],
+    listings: Sequence[tuple[str, Descriptor]],
+    progress: Progress,
+    mount_from: str | None,
+    chunk_size: int | None,
+    workers: _Workers,
+) -> None:
+    """Push ``referrers`` (every blob, then every document, by digest), then list those the
+    registry did not take as referrers under their subjects' referrers tags."""
+    plans = [(artifact, *_plan(artifact)) for artifact in referrers]
+    _push_blobs(
+        client,
+        repository,
+        [(artifact, blobs) for artifact, blobs, _ in plans],
+        progress,
+        mount_from,
+        chunk_size,
+        workers,
+    )
+    for artifact, _, documents in plans:
+        children = [d for d in documents if d.digest != artifact.root.digest]
+        if children:
+            _push_documents(client, repository, artifact, children, workers)
+    answers = _run_parallel(
+        [functools.partial(_put_referrer, client, repository, a) for a in referrers], workers
+    )
+    unlisted: dict[str, list[Descriptor]] = {}
+    for (subject, entry), answer in zip(listings, answers, strict=True):
+        if subject and answer != subject:
+            unlisted.setdefault(subject, []).append(entry)
+    _run_parallel(
+        [
+            functools.partial(_list_referrers, client, repository, subject, entries)
+            for subject, entries in unlisted.items()
+        ],
+        workers,
+    )
+
+
+def _list_referrers(
+    client: RegistryClient, repository: str, subject: str, entries: Sequence[Descriptor]
+) -> bool:
+    """Add ``entries`` to the index under the referrers tag of ``subject`` (made when there
+    is none), keeping the entries already listed; whether it was written (not when every
+    entry was there already)."""
+    tag = referrers_tag(subject)
+    where = f"{client.registry}/{repository}:{tag}"
+    try:
+        raw = client.get_manifest(repository, tag)
+    except RegistryError as exc:
+        if exc.status != 404:
+            raise
+        raw = None
+    listed: list[object] = []
+    document: dict[str, object] = {}
+    if raw is not None:
+        if raw.media_type != OCI_INDEX:
+            raise AlpenglowError(
+                f"{where}: holds a {raw.media_type or 'document of no media type'}, not the "
+                f"image index listing the referrers of {subject}; they were pushed but are not "
+                "listed",
+                hint="delete that tag, or push to a registry with the OCI referrers API",
+            )
+        index = parse_index(raw.data, f"{where}: referrers of {subject}")
+        have = {d.digest for d in index.manifests}
+        document = parse_json(raw.data, where)
+        assert isinstance(document, dict)  # parse_index checked it
+        manifests = document.get("manifests")
+        listed = list(manifests) if isinstance(manifests, list) else []
+    else:
+        have = set()
+    missing: list[Descriptor] = []
+    for entry in entries:
+        if entry.digest not in have:
+            have.add(entry.digest)
+            missing.append(entry)
+    if not missing:
+        return False
+    if raw is None:
+        data = index_bytes(missing)
+    else:
+        document["manifests"] = [*listed, *(entry.to_json() for entry in missing)]
+        data = canonical_json(document)
+    client.put_manifest(repository, tag, data, OCI_INDEX)
+    return True
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import re
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -524,6 +524,29 @@ class Layout:
             tuple((k, v) for k, v in entry.annotations if k != ORG_REF_NAME)
         )
         return self.bundle_for(root, f"{self.path}:{ref}" if ref else str(self.path))
+
+    def referrers(self, subjects: Collection[str]) -> tuple[Descriptor, ...]:
+        """The unnamed ``index.json`` entries whose manifest (or index) has a ``subject``
+        among the digests ``subjects``: the artifacts kept about those images, such as
+        SBOMs (read each with :meth:`bundle_for`). An entry whose document cannot be read
+        is passed over."""
+        out: list[Descriptor] = []
+        for entry in self.entries():
+            if entry.ref_name:
+                continue
+            try:
+                if entry.media_type in MANIFEST_TYPES:
+                    data = self.get_blob(entry.digest, entry.size)
+                    subject = parse_manifest(data, entry.digest).subject
+                elif entry.media_type in INDEX_TYPES:
+                    subject = parse_index(self.get_blob(entry.digest, entry.size)).subject
+                else:
+                    continue
+            except FormatError:
+                continue
+            if subject is not None and subject.digest in subjects:
+                out.append(entry)
+        return tuple(out)
 
     def bundle_for(self, root: Descriptor, source: str | None = None) -> ImageBundle:
         """A lazy bundle rooted at ``root`` (which must be stored here)."""

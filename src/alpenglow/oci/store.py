@@ -250,12 +250,11 @@ class ImageStore:
             return layout.write_bundle(bundle, refs, verified=verified)
 
     def referrers(self, digest: str) -> tuple[Descriptor, ...]:
-        """The unnamed entries whose manifest's ``subject`` is ``digest``."""
-        out = []
-        for entry, subject in self._unnamed_subjects():
-            if subject == digest:
-                out.append(entry)
-        return tuple(out)
+        """The unnamed entries whose manifest's ``subject`` is ``digest`` (see
+        :meth:`Layout.referrers`, for several subjects at once)."""
+        if self._layout is None and not (self.path / "index.json").exists():
+            return ()
+        return self.layout.referrers({digest})
 
     def _unnamed_subjects(self) -> list[tuple[Descriptor, str]]:
         out = []
