@@ -11,13 +11,19 @@ import pty
 import stat
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from alpenglow.build.builder import SBOM_ARTIFACT
+from alpenglow.build.sbom import CYCLONEDX_MEDIA_TYPE, SPDX_MEDIA_TYPE
 from alpenglow.cli.distribution import TRANSFERS, help_text, parse_args
+from alpenglow.distribution.transfer import referrers_tag
 from alpenglow.errors import UsageError
-from alpenglow.oci.image import ImageBundle, index_bundle
+from alpenglow.oci.image import OCI_INDEX, OCI_MANIFEST, ImageBundle, index_bundle
+from alpenglow.oci.layout import Layout
 from alpenglow.oci.store import ImageStore
 from alpenglow.oci.transport import read_docker_archive, read_oci, read_oci_archive, write_oci
 from tests.distribution.conftest import (  # the registry fixtures, shared
@@ -144,6 +150,69 @@ def test_push_the_fixture_image_and_pull_it_back(
     # and from the store back to another repository
     cli.ok("push", ref, f"{registry.host}/alpine/again:1")
     assert skopeo_digest(f"{registry.host}/alpine/again:1") == digest
+
+
+def raw_manifest(reference: str) -> dict[str, Any]:
+    done = skopeo("inspect", "--tls-verify=false", "--raw", f"docker://{reference}")
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def registry_blob(host: str, repository: str, digest: str) -> bytes:
+    with urllib.request.urlopen(f"http://{host}/v2/{repository}/blobs/{digest}") as answer:
+        return answer.read()  # type: ignore[no-any-return]
+
+
+def test_push_carries_the_sboms(
+    cli: Cli, registry: RegistryServer, fixture_layout: Path, fixture_image: ImageBundle
+) -> None:
+    """An image pushed from the store (or an oci: layout) takes the SBOM artifacts kept with
+    it, found on a registry without the referrers API by the tag sha256-<hex> of each
+    platform's manifest."""
+    layout = Layout.open(fixture_layout)
+    platforms = {image.descriptor.digest for image in fixture_image.images()}
+    kept = layout.referrers(platforms)
+    assert len(kept) == len(platforms)  # `alpenglow build`: one SBOM artifact per platform
+    cli.store.add(
+        fixture_image, ["alpine-base:sbom"], referrers=[layout.bundle_for(e) for e in kept]
+    )
+    host, repository = registry.host, "alpine/sbom"
+    cli.ok("push", "alpine-base:sbom", f"{host}/{repository}:1")
+    for digest in platforms:
+        listing = raw_manifest(f"{host}/{repository}:{referrers_tag(digest)}")
+        assert listing["mediaType"] == OCI_INDEX
+        (entry,) = listing["manifests"]
+        assert entry["artifactType"] == SBOM_ARTIFACT
+        assert entry["mediaType"] == OCI_MANIFEST
+        manifest = raw_manifest(f"{host}/{repository}@{entry['digest']}")
+        assert manifest["subject"]["digest"] == digest
+        assert entry["annotations"] == manifest["annotations"]
+        layers = manifest["layers"]
+        assert sorted(layer["mediaType"] for layer in layers) == sorted(
+            [SPDX_MEDIA_TYPE, CYCLONEDX_MEDIA_TYPE]
+        )
+        for layer in layers:
+            sent = registry_blob(host, repository, layer["digest"])
+            assert sent == cli.store.layout.get_blob(layer["digest"])
+            assert json.loads(sent)  # an SBOM document
+    tags = cli.ok("ls", f"{host}/{repository}").stdout.split()
+    assert sorted(tags) == sorted(["1", *(referrers_tag(d) for d in platforms)])
+    assert skopeo_digest(f"{host}/{repository}:1") == fixture_image.root.digest
+
+    # again: every list is read and left as it is; another tag of the same image too
+    again = cli.ok("push", "alpine-base:sbom", f"{host}/{repository}:2")
+    assert "pushed" not in again.stderr
+    assert sorted(cli.ok("ls", f"{host}/{repository}").stdout.split()) == sorted([*tags, "2"])
+
+    # from the oci: layout the build wrote; with --no-referrers the image alone
+    source = f"oci:{fixture_layout}:latest"
+    cli.ok("push", source, f"{host}/from/layout:1")
+    listed = cli.ok("ls", f"{host}/from/layout").stdout.split()
+    assert sorted(listed) == sorted(["1", *(referrers_tag(d) for d in platforms)])
+    cli.ok("push", "--no-referrers", source, f"{host}/alone/img:1")
+    cli.ok("copy", "--no-referrers", source, f"docker://{host}/alone/img:2")
+    assert cli.ok("ls", f"{host}/alone/img").stdout.split() == ["1", "2"]
+    cli.ok("copy", source, f"docker://{host}/copied/img:1")
+    assert len(cli.ok("ls", f"{host}/copied/img").stdout.split()) == 1 + len(platforms)
 
 
 def test_pull_one_platform(cli: Cli, registry: RegistryServer, small_layout: Path) -> None:
@@ -373,15 +442,25 @@ def test_transfer_options_are_parsed_as_click_parses_them() -> None:
         "platform": "linux/arm64",
         "insecure": ("a", "b"),
         "jobs": 4,
+        "no_referrers": False,
         "source": "src",
         "target": "dst",
     }
     assert parse_args(push, ["-j", " 2", "--jobs=3", "--", "-odd", "--ref"]) == {
         "insecure": (),
         "jobs": 3,  # the last one given wins
+        "no_referrers": False,
         "source": "-odd",
         "target": "--ref",
     }
+    assert parse_args(push, ["a", "--no-referrers", "b"]) == {
+        "insecure": (),
+        "jobs": 8,
+        "no_referrers": True,
+        "source": "a",
+        "target": "b",
+    }
+    assert parse_args(copy, ["--no-referrers", "-j2", "a", "b"])["no_referrers"] is True  # type: ignore[index]
     assert parse_args(pull, ["-", "--help"]) is None
     assert parse_args(pull, ["-h", "--bogus"]) is None
     assert parse_args(copy, ["-j1", "-h"]) is None
@@ -402,6 +481,8 @@ def test_transfer_options_are_parsed_as_click_parses_them() -> None:
         ("pull", ["x", "-j"], "Option '-j' requires an argument."),
         ("copy", ["a", "b", "--platform"], "Option '--platform' requires an argument."),
         ("pull", ["--help=yes"], "Option '--help' does not take a value."),
+        ("push", ["--no-referrers=1", "a", "b"], "Option '--no-referrers' does not take a"),
+        ("pull", ["--no-referrers", "x"], "No such option '--no-referrers'."),
         ("pull", ["--jobs", "0", "x"], "Invalid value for '--jobs' / '-j': 0 is not in the range"),
         ("push", ["-j65", "a", "b"], "Invalid value for '--jobs' / '-j': 65 is not in the range"),
         ("pull", ["-jx", "x"], "Invalid value for '--jobs' / '-j': 'x' is not a valid integer"),

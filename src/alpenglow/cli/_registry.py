@@ -4,7 +4,8 @@ from and go to.
 Locations, as skopeo spells them: ``docker://REF`` is a registry; anything else is the local
 image store (``NAME[:TAG]``, an image id) or a local transport (``oci:DIR[:NAME]``,
 ``oci-archive:FILE[:NAME]``, ``docker-archive:FILE[:NAME:TAG]``; see
-:mod:`alpenglow.oci.transport`).
+:mod:`alpenglow.oci.transport`). An image pushed from the store or an ``oci:`` layout takes
+its referrers with it (the artifacts about it kept there: the SBOMs of a build).
 
 Progress goes to stderr: a rich bar per blob when stderr is a terminal, else one plain line
 per blob when it is done (``a1b2c3d4e5f6: pushed (1.46MB)``, sizes as docker prints them).
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "INSECURE",
     "JOBS",
+    "NO_REFERRERS",
     "PLATFORM",
     "REGISTRY_PREFIX",
     "Location",
@@ -45,6 +47,7 @@ __all__ = [
     "parse_location",
     "platform_option",
     "read_location",
+    "read_referrers",
     "registry_reference",
     "say",
     "write_location",
@@ -69,7 +72,17 @@ class Option:
     range. A plain slotted class rather than a dataclass: it is built at the start-up of
     every transfer, and a dataclass costs more to generate than the parsing costs."""
 
-    __slots__ = ("default", "dest", "help", "high", "low", "metavar", "multiple", "names")
+    __slots__ = (
+        "default",
+        "dest",
+        "flag",
+        "help",
+        "high",
+        "low",
+        "metavar",
+        "multiple",
+        "names",
+    )
 
     def __init__(
         self,
@@ -82,8 +95,10 @@ class Option:
         default: Any = None,
         low: int | None = None,
         high: int | None = None,
+        flag: bool = False,
     ) -> None:
         self.names = names
+        self.flag = flag
         self.dest = dest
         self.help = help
         self.metavar = metavar
@@ -120,7 +135,7 @@ class Option:
     def shown_default(self) -> str:
         """What ``--help`` adds after the help text (``[default: 8; 1<=x<=64]``), or ""."""
         parts = []
-        if self.default is not None and not self.multiple:
+        if self.default is not None and not self.multiple and not self.flag:
             parts.append(f"default: {self.default}")
         if self.low is not None and self.high is not None:
             parts.append(f"{self.low}<=x<={self.high}")
@@ -128,6 +143,8 @@ class Option:
 
     @property
     def shown_metavar(self) -> str:
+        if self.flag:
+            return ""
         if self.metavar:
             return self.metavar
         return "INTEGER RANGE" if self.low is not None else "TEXT"
@@ -142,6 +159,13 @@ INSECURE = Option(
     "localhost and 127.0.0.0/8 use plain HTTP anyway",
 )
 JOBS = Option(("--jobs", "-j"), "jobs", default=8, low=1, high=64, help="blobs transferred at once")
+NO_REFERRERS = Option(
+    ("--no-referrers",),
+    "no_referrers",
+    flag=True,
+    default=False,
+    help="push the image alone, without the artifacts about it kept with it (its SBOMs)",
+)
 PLATFORM = Option(
     ("--platform",),
     "platform",
@@ -156,6 +180,8 @@ def click_option(option: Option) -> Callable[[_F], _F]:
     """``option`` as a click option decorator (click is imported here, not at start-up)."""
     import click
 
+    if option.flag:
+        return click.option(*option.names, option.dest, is_flag=True, help=option.help)
     if option.low is not None:
         return click.option(
             *option.names,
@@ -390,6 +416,38 @@ def read_location(
     return bundle
 
 
+def read_referrers(
+    location: Location, bundle: ImageBundle, *, store: ImageStore
+) -> tuple[ImageBundle, ...]:
+    """The artifacts kept at ``location`` about ``bundle`` (read from there): the unnamed
+    entries of the store or of an ``oci:`` layout whose ``subject`` is one of the bundle's
+    manifests or indexes, such as the SBOMs ``alpenglow build`` attaches. Registries (a pull
+    fetches the image alone) and archives give none."""
+    if location.remote is not None:
+        return ()
+    from alpenglow.oci.image import INDEX_TYPES, MANIFEST_TYPES
+    from alpenglow.oci.transport import parse_reference
+
+    local = parse_reference(location.local)
+    if local.transport == "store":
+        layout = store.layout
+    elif local.transport == "oci":
+        from alpenglow.oci.layout import Layout
+
+        layout = Layout.open(local.path)
+    else:
+        return ()
+    subjects = {
+        d.digest
+        for d in bundle.descriptors()
+        if d.media_type in MANIFEST_TYPES or d.media_type in INDEX_TYPES
+    }
+    return tuple(
+        layout.bundle_for(entry, f"{location.text}: referrer {entry.digest}")
+        for entry in layout.referrers(subjects)
+    )
+
+
 def _one_platform(bundle: ImageBundle, platform: Platform) -> ImageBundle:
     from alpenglow.errors import ImageNotFound
     from alpenglow.oci.platform import matches
@@ -414,17 +472,27 @@ def write_location(
     mount_from: str | None = None,
     on_pushed: Callable[[str], None] | None = None,
     verified: bool = False,
+    referrers: Sequence[ImageBundle] = (),
 ) -> tuple[str, ...]:
     """Write ``bundle`` to ``location``; returns what was written (the pushed reference with
     its digest, store names, or files). ``names`` name it in the store or an archive when
     the location has no name of its own. ``verified`` says every blob of ``bundle`` was
-    checked as it arrived (a pull): the store and OCI layouts then do not hash them again."""
+    checked as it arrived (a pull): the store and OCI layouts then do not hash them again.
+    ``referrers`` (see :func:`read_referrers`) are pushed with the image to a registry."""
     if location.remote is not None:
         from alpenglow.distribution.transfer import push
 
         ref = location.remote
         with client_for(ref, insecure) as client, _display(progress) as shown:
-            root = push(bundle, ref, client, jobs=jobs, progress=shown, mount_from=mount_from)
+            root = push(
+                bundle,
+                ref,
+                client,
+                jobs=jobs,
+                progress=shown,
+                mount_from=mount_from,
+                referrers=referrers,
+            )
         pushed = f"{ref.name}@{root.digest}"
         if on_pushed is not None:
             on_pushed(pushed)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from alpenglow.cli._registry import (
     INSECURE,
     JOBS,
+    NO_REFERRERS,
     PLATFORM,
     REGISTRY_PREFIX,
     Location,
@@ -36,6 +37,7 @@ from alpenglow.cli._registry import (
     client_for,
     parse_location,
     read_location,
+    read_referrers,
     registry_reference,
     say,
     write_location,
@@ -70,16 +72,26 @@ def _out(line: str) -> None:
 # What push, pull and copy do
 
 
-def push_image(source: str, target: str, *, insecure: Sequence[str], jobs: int) -> None:
-    """``alpenglow push SRC REF``."""
+def push_image(
+    source: str, target: str, *, insecure: Sequence[str], jobs: int, no_referrers: bool = False
+) -> None:
+    """``alpenglow push SRC REF``: the image, and the artifacts about it kept with it (its
+    SBOMs) unless ``no_referrers``."""
     from alpenglow.oci.store import ImageStore
 
     store = ImageStore.from_environment(os.environ)
     src = parse_location(source)
     dst = Location(target, remote=registry_reference(target))
     bundle = read_location(src, store=store, insecure=insecure, jobs=jobs)
+    referrers = () if no_referrers else read_referrers(src, bundle, store=store)
     write_location(
-        bundle, dst, store=store, insecure=insecure, jobs=jobs, progress=TransferDisplay()
+        bundle,
+        dst,
+        store=store,
+        insecure=insecure,
+        jobs=jobs,
+        progress=TransferDisplay(),
+        referrers=referrers,
     )
     assert dst.remote is not None
     label = dst.remote.tag or dst.remote.digest
@@ -119,9 +131,16 @@ def pull_image(reference: str, *, platform: str | None, insecure: Sequence[str],
 
 
 def copy_image(
-    source: str, target: str, *, platform: str | None, insecure: Sequence[str], jobs: int
+    source: str,
+    target: str,
+    *,
+    platform: str | None,
+    insecure: Sequence[str],
+    jobs: int,
+    no_referrers: bool = False,
 ) -> None:
-    """``alpenglow copy SRC DST``."""
+    """``alpenglow copy SRC DST``. To a registry from the store or an ``oci:`` layout, the
+    artifacts about the image kept there (its SBOMs) go too, unless ``no_referrers``."""
     from alpenglow.oci.platform import parse_platform
     from alpenglow.oci.store import ImageStore
 
@@ -148,6 +167,9 @@ def copy_image(
     ):
         mount_from = src.remote.repository
     names = [src.name] if src.name and (dst.remote is None) else []
+    referrers = []
+    if dst.remote is not None and not no_referrers:
+        referrers = list(read_referrers(src, bundle, store=store))
     written = write_location(
         bundle,
         dst,
@@ -158,6 +180,7 @@ def copy_image(
         progress=TransferDisplay() if dst.remote is not None else None,
         mount_from=mount_from,
         verified=src.remote is not None,  # a pull checked every blob as it arrived
+        referrers=referrers,
     )
     for item in written:
         say(f"wrote {item}")
@@ -229,10 +252,13 @@ TRANSFERS: dict[str, Transfer] = {
     "push": Transfer(
         "push",
         (("source", "SRC"), ("target", "REF")),
-        (INSECURE, JOBS),
+        (INSECURE, JOBS, NO_REFERRERS),
         "Push an image to a registry.\n\n"
         "SRC is a store name, oci:DIR[:NAME], oci-archive:FILE or docker-archive:FILE; REF a "
-        "registry reference (docker:// optional).",
+        "registry reference (docker:// optional).\n\n"
+        "The image's SBOMs (kept with it in the store or an oci: layout) go too, listed "
+        "under the tag sha256-<hex of the manifest they describe> where the registry has no "
+        "referrers API.",
         push_image,
     ),
     "pull": Transfer(
@@ -247,7 +273,7 @@ TRANSFERS: dict[str, Transfer] = {
     "copy": Transfer(
         "copy",
         (("source", "SRC"), ("target", "DST")),
-        (PLATFORM, INSECURE, JOBS),
+        (PLATFORM, INSECURE, JOBS, NO_REFERRERS),
         "Copy an image between registries, the store, layouts and archives.\n\n"
         "SRC and DST are each docker://REF (a registry), a store name, oci:DIR[:NAME], "
         "oci-archive:FILE[:NAME] or docker-archive:FILE[:NAME:TAG].",
@@ -307,6 +333,11 @@ def parse_args(command: Transfer, argv: Sequence[str]) -> dict[str, Any] | None:
             found = by_name.get(name)
             if found is None:
                 raise fail(_no_such_option(name, [*by_name, *_HELP_NAMES]))
+            if found.flag:
+                if eq:
+                    raise fail(f"Option {name!r} does not take a value.")
+                values[found.dest] = True
+                continue
             if not eq:
                 if i >= len(argv):
                     raise fail(f"Option {name!r} requires an argument.")
@@ -323,6 +354,9 @@ def parse_args(command: Transfer, argv: Sequence[str]) -> dict[str, Any] | None:
                 found = by_name.get(name)
                 if found is None:
                     raise fail(_no_such_option(name, [*by_name, *_HELP_NAMES]))
+                if found.flag:
+                    values[found.dest] = True
+                    continue
                 value = item[j:]
                 if not value:
                     if i >= len(argv):
@@ -384,7 +418,7 @@ def help_text(command: Transfer, width: int = 78) -> str:
         names = ", ".join(sorted(option.names, key=len))
         shown = option.shown_default
         text = f"{option.help}  {shown}" if shown else option.help
-        rows.append((f"{names} {option.shown_metavar}", text))
+        rows.append((f"{names} {option.shown_metavar}".rstrip(), text))
     rows.append((", ".join(_HELP_NAMES), "Show this message and exit."))
     first = max(len(left) for left, _ in rows) + 2
     lines.append("Options:")
