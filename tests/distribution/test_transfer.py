@@ -219,11 +219,12 @@ def test_push_lists_referrers_under_the_tag_schema(fake: FakeRegistry) -> None:
     spdx = sbom(amd, "amd spdx", annotations={"org.opencontainers.image.created": "2024"})
     cdx = sbom(amd, "amd cdx", artifact_type="")  # no artifactType: its config's media type
     other = sbom(arm, "arm spdx")
+    about_index = sbom(image.root, "index")
     ref = parse_reference(f"{fake.host}/a/b:1")
     progress = Recorder()
     with client_for(fake.host) as client:
-        push(image, ref, client, referrers=[spdx, cdx, other], progress=progress)
-        for artifact in (spdx, cdx, other):
+        push(image, ref, client, referrers=[spdx, cdx, other, about_index], progress=progress)
+        for artifact in (spdx, cdx, other, about_index):
             assert client.get_manifest("a/b", artifact.root.digest).data == artifact.blob(
                 artifact.root.digest
             )
@@ -252,10 +253,19 @@ def test_push_lists_referrers_under_the_tag_schema(fake: FakeRegistry) -> None:
     assert [m["digest"] for m in listed(fake, "a/b", arm.digest)["manifests"]] == [
         other.root.digest
     ]
-    # the lists are written last, once the image and every artifact are up
+    assert [m["digest"] for m in listed(fake, "a/b", image.root.digest)["manifests"]] == [
+        about_index.root.digest
+    ]
+    # the artifacts go up once the image's platform manifests are (a referrer of the index
+    # once the index is), and the lists last, once the image and every artifact are up
     puts = [r.path.rsplit("/", 1)[1] for r in fake.requests("PUT", "/manifests/")]
-    assert sorted(puts[-2:]) == sorted([referrers_tag(amd.digest), referrers_tag(arm.digest)])
-    assert puts.index("1") < min(puts.index(a.root.digest) for a in (spdx, cdx, other))
+    lists = {referrers_tag(d) for d in (amd.digest, arm.digest, image.root.digest)}
+    assert set(puts[-3:]) == lists
+    platforms = [d.digest for d in image.index().manifests]
+    assert max(map(puts.index, platforms)) < min(
+        puts.index(a.root.digest) for a in (spdx, cdx, other)
+    )
+    assert puts.index("1") < puts.index(about_index.root.digest)
     # the empty config is one blob for all three
     assert list(progress.outcomes()).count(digest_of(b"{}")) == 1
 

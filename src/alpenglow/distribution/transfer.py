@@ -7,15 +7,16 @@ that lists it, and the root last, under the tag. So a tag never points at someth
 incomplete, and a re-run uploads nothing.
 
 Artifacts about the image (its *referrers*: manifests whose ``subject`` is one of the
-image's manifests, such as the SBOMs ``alpenglow build`` attaches) go up after it, by
-digest. A registry with the OCI 1.1 referrers API says so by answering such a manifest with
-an ``OCI-Subject`` header, and lists them itself; for any other registry (Debian's
-docker-registry 2.8, Docker Hub) the client keeps the list, as the distribution spec's
-*referrers tag schema* says: an image index under the tag ``<alg>-<hex>`` of the subject's
-digest (:func:`referrers_tag`), one descriptor per referrer (its ``artifactType`` and
-annotations copied from the manifest). :func:`push` reads that tag (none yet: an empty
-list), adds the referrers it lacks, keeps every other entry, and puts it back once every
-image and artifact is up; when nothing is missing it writes nothing.
+image's manifests, such as the SBOMs ``alpenglow build`` attaches) go up with it, by digest
+(their blobs with its blobs, their manifests beside its root). A registry with the OCI 1.1
+referrers API says so by answering such a manifest with an ``OCI-Subject`` header, and lists
+them itself; for any other (Debian's docker-registry 2.8) the client keeps the list, as the
+distribution spec's *referrers tag schema* says: an image index under the tag
+``<alg>-<hex>`` of the subject's digest (:func:`referrers_tag`), one descriptor per referrer
+(its ``artifactType`` and annotations copied from the manifest). :func:`push` reads that
+tag (none yet: an empty list), adds the referrers it lacks, keeps every other entry, and
+puts it back once the image and every artifact are up; when nothing is missing it writes
+nothing. The image's own tag is never touched by this.
 
 :func:`pull` reads the root manifest or index, the manifests it lists (all platforms, or the
 one asked for, which then becomes the root), and every config and layer, in parallel; each
@@ -275,9 +276,10 @@ def push(
     ``mount_from`` (a repository of the same registry) when given, else uploaded (in
     ``chunk_size`` pieces when given). Manifests follow, children first; the root is put
     under the tag last. ``referrers`` (artifacts whose ``subject`` is one of the image's
-    manifests, such as SBOMs) are pushed by digest after the image, and then listed under
-    the referrers tag of each subject unless the registry answered that it lists them
-    itself (see the module's documentation).
+    manifests, such as SBOMs) go up by digest with it: their blobs with the image's, their
+    manifests beside its root once its other manifests are up. Then each is listed under the
+    referrers tag of its subject unless the registry answered that it lists them itself
+    (see the module's documentation).
 
     If ``ref`` carries a digest, the bundle's root must have it."""
     if ref.digest and ref.digest != bundle.root.digest:
@@ -294,22 +296,69 @@ def push(
             )
     repository = ref.repository
     reporter: Progress = progress or NullProgress()
+    root = bundle.root
     with _Workers(jobs) as workers:
         blobs, documents = _plan(bundle)
-        _push_blobs(
-            client, repository, [(bundle, blobs)], reporter, mount_from, chunk_size, workers
+        plans = [(artifact, *_plan(artifact)) for artifact in referrers]
+        _push_blobs(  # the artifacts' small blobs go up in the same batch as the layers
+            client,
+            repository,
+            [(bundle, blobs), *((artifact, leaves) for artifact, leaves, _ in plans)],
+            reporter,
+            mount_from,
+            chunk_size,
+            workers,
         )
-        root = bundle.root
         children = [d for d in documents if d.digest != root.digest]
         _push_documents(client, repository, bundle, children, workers)
-        client.put_manifest(
-            repository, ref.tag or root.digest, bundle.blob(root.digest), root.media_type
+        for artifact, _, parts in plans:
+            inner = [d for d in parts if d.digest != artifact.root.digest]
+            if inner:
+                _push_documents(client, repository, artifact, inner, workers)
+        answers = _put_roots(client, repository, bundle, ref, referrers, listings, workers)
+        unlisted: dict[str, list[Descriptor]] = {}
+        for (subject, entry), answer in zip(listings, answers, strict=True):
+            if subject and answer != subject:
+                unlisted.setdefault(subject, []).append(entry)
+        _run_parallel(  # once the image and every artifact are up
+            [
+                functools.partial(_list_referrers, client, repository, subject, entries)
+                for subject, entries in unlisted.items()
+            ],
+            workers,
         )
-        if referrers:
-            _push_referrers(
-                client, repository, referrers, listings, reporter, mount_from, chunk_size, workers
-            )
-    return bundle.root
+    return root
+
+
+def _put_roots(
+    client: RegistryClient,
+    repository: str,
+    bundle: ImageBundle,
+    ref: Reference,
+    referrers: Sequence[ImageBundle],
+    listings: Sequence[tuple[str, Descriptor]],
+    workers: _Workers,
+) -> list[str]:
+    """Put the root of ``bundle`` under the tag of ``ref`` (or its digest), and the roots of
+    ``referrers`` by digest beside it, in parallel (those about the root itself after it);
+    returns the registry's ``OCI-Subject`` answer to each referrer."""
+    root = bundle.root
+    answers = [""] * len(referrers)
+    first = [i for i, (subject, _) in enumerate(listings) if subject != root.digest]
+    later = [i for i, (subject, _) in enumerate(listings) if subject == root.digest]
+    data = bundle.blob(root.digest)
+    tasks: list[Callable[[], str]] = [
+        functools.partial(
+            client.put_manifest, repository, ref.tag or root.digest, data, root.media_type
+        )
+    ]
+    tasks += [functools.partial(_put_referrer, client, repository, referrers[i]) for i in first]
+    for i, answer in zip(first, _run_parallel(tasks, workers)[1:], strict=True):
+        answers[i] = answer
+    tasks = [functools.partial(_put_referrer, client, repository, referrers[i]) for i in later]
+    for i, answer in zip(later, _run_parallel(tasks, workers), strict=True):
+        answers[i] = answer
+    return answers
 
 
 def _push_blobs(
@@ -384,48 +433,6 @@ def _put_referrer(client: RegistryClient, repository: str, artifact: ImageBundle
             f"{root.size}"
         )
     return client.store_manifest(repository, root.digest, data, root.media_type).subject
-
-
-def _push_referrers(
-    client: RegistryClient,
-    repository: str,
-    referrers: Sequence[ImageBundle],
-    listings: Sequence[tuple[str, Descriptor]],
-    progress: Progress,
-    mount_from: str | None,
-    chunk_size: int | None,
-    workers: _Workers,
-) -> None:
-    """Push ``referrers`` (every blob, then every document, by digest), then list those the
-    registry did not take as referrers under their subjects' referrers tags."""
-    plans = [(artifact, *_plan(artifact)) for artifact in referrers]
-    _push_blobs(
-        client,
-        repository,
-        [(artifact, blobs) for artifact, blobs, _ in plans],
-        progress,
-        mount_from,
-        chunk_size,
-        workers,
-    )
-    for artifact, _, documents in plans:
-        children = [d for d in documents if d.digest != artifact.root.digest]
-        if children:
-            _push_documents(client, repository, artifact, children, workers)
-    answers = _run_parallel(
-        [functools.partial(_put_referrer, client, repository, a) for a in referrers], workers
-    )
-    unlisted: dict[str, list[Descriptor]] = {}
-    for (subject, entry), answer in zip(listings, answers, strict=True):
-        if subject and answer != subject:
-            unlisted.setdefault(subject, []).append(entry)
-    _run_parallel(
-        [
-            functools.partial(_list_referrers, client, repository, subject, entries)
-            for subject, entries in unlisted.items()
-        ],
-        workers,
-    )
 
 
 def _list_referrers(
