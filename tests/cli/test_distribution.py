@@ -214,6 +214,18 @@ def test_push_carries_the_sboms(
     cli.ok("copy", source, f"docker://{host}/copied/img:1")
     assert len(cli.ok("ls", f"{host}/copied/img").stdout.split()) == 1 + len(platforms)
 
+    # copy keeps them between the store and oci: layouts too (not in archives)
+    other = Cli(cli.home.parent / "other")  # an empty store
+    other.ok("copy", source, "copied:local")
+    other.ok("copy", "copied:local", f"oci:{other.home}/out:x")
+    other.ok("copy", "--no-referrers", source, f"oci:{other.home}/bare:x")
+    for digest in platforms:
+        (artifact,) = other.store.referrers(digest)
+        assert artifact.digest in {e.digest for e in kept}
+        assert Layout.open(other.home / "out").referrers({digest}) == (artifact,)
+    assert Layout.open(other.home / "bare").referrers(platforms) == ()
+    assert read_oci(other.home / "out", "x").root.digest == fixture_image.root.digest
+
 
 def test_pull_one_platform(cli: Cli, registry: RegistryServer, small_layout: Path) -> None:
     ref = f"{registry.host}/small/img:1"

@@ -164,7 +164,7 @@ NO_REFERRERS = Option(
     "no_referrers",
     flag=True,
     default=False,
-    help="push the image alone, without the artifacts about it kept with it (its SBOMs)",
+    help="the image alone, without the artifacts kept with it about it (its SBOMs)",
 )
 PLATFORM = Option(
     ("--platform",),
@@ -478,7 +478,8 @@ def write_location(
     its digest, store names, or files). ``names`` name it in the store or an archive when
     the location has no name of its own. ``verified`` says every blob of ``bundle`` was
     checked as it arrived (a pull): the store and OCI layouts then do not hash them again.
-    ``referrers`` (see :func:`read_referrers`) are pushed with the image to a registry."""
+    ``referrers`` (see :func:`read_referrers`) go with the image to a registry, the store or
+    an ``oci:`` layout (kept there as unnamed entries); archives do not take them."""
     if location.remote is not None:
         from alpenglow.distribution.transfer import push
 
@@ -511,6 +512,16 @@ def write_location(
             check_structure(bundle)
             Layout.create(local.path).write_bundle(bundle, wanted, verified=True)
             return (local.path,)
-    from alpenglow.oci.transport import write_image
+    from alpenglow.oci.transport import parse_reference, write_image
 
-    return write_image(bundle, location.local, store=store, names=names)
+    written = write_image(bundle, location.local, store=store, names=names)
+    local = parse_reference(location.local)
+    if referrers and local.transport in ("store", "oci"):
+        from alpenglow.oci.layout import Layout
+
+        layout = store.layout if local.transport == "store" else Layout.open(local.path)
+        with layout.locked():
+            for artifact in referrers:
+                artifact.verify()
+                layout.write_bundle(artifact)
+    return written

@@ -139,8 +139,9 @@ def copy_image(
     jobs: int,
     no_referrers: bool = False,
 ) -> None:
-    """``alpenglow copy SRC DST``. To a registry from the store or an ``oci:`` layout, the
-    artifacts about the image kept there (its SBOMs) go too, unless ``no_referrers``."""
+    """``alpenglow copy SRC DST``. From the store or an ``oci:`` layout, the artifacts
+    about the image kept there (its SBOMs) go too, to a registry, the store or an ``oci:``
+    layout, unless ``no_referrers``."""
     from alpenglow.oci.platform import parse_platform
     from alpenglow.oci.store import ImageStore
 
@@ -167,9 +168,7 @@ def copy_image(
     ):
         mount_from = src.remote.repository
     names = [src.name] if src.name and (dst.remote is None) else []
-    referrers = []
-    if dst.remote is not None and not no_referrers:
-        referrers = list(read_referrers(src, bundle, store=store))
+    referrers = () if no_referrers else read_referrers(src, bundle, store=store)
     written = write_location(
         bundle,
         dst,
