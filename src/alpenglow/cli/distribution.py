@@ -289,8 +289,8 @@ def parse_args(command: Transfer, argv: Sequence[str]) -> dict[str, Any] | None:
 
     >>> parse_args(TRANSFERS["pull"], ["-j3", "--insecure=h", "img"])
     {'platform': None, 'insecure': ('h',), 'jobs': 3, 'reference': 'img'}
-    >>> parse_args(TRANSFERS["copy"], ["a", "--jobs", "2", "b", "--platform", "linux/arm64"])
-    {'platform': 'linux/arm64', 'insecure': (), 'jobs': 2, 'source': 'a', 'target': 'b'}
+    >>> parse_args(TRANSFERS["push"], ["a", "--jobs", "2", "b", "--no-referrers"])
+    {'insecure': (), 'jobs': 2, 'no_referrers': True, 'source': 'a', 'target': 'b'}
     """
     from alpenglow.errors import UsageError
 
