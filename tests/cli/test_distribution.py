@@ -223,6 +223,23 @@ def test_push_carries_the_sboms(
         (artifact,) = other.store.referrers(digest)
         assert artifact.digest in {e.digest for e in kept}
         assert Layout.open(other.home / "out").referrers({digest}) == (artifact,)
+
+    # a release carries them as push does (before any tag moves), or not with --no-referrers
+    release_tags = ["3.22.4", "3.22", "3", "latest"]
+    cli.ok("release", "push", "alpine-base:sbom", f"{host}/rel/a", "--version", "3.22.4")
+    assert sorted(cli.ok("ls", f"{host}/rel/a").stdout.split()) == sorted(
+        [*release_tags, *(referrers_tag(d) for d in platforms)]
+    )
+    cli.ok(
+        "release",
+        "push",
+        "alpine-base:sbom",
+        f"{host}/rel/b",
+        "--version",
+        "3.22.4",
+        "--no-referrers",
+    )
+    assert sorted(cli.ok("ls", f"{host}/rel/b").stdout.split()) == sorted(release_tags)
     assert Layout.open(other.home / "bare").referrers(platforms) == ()
     assert read_oci(other.home / "out", "x").root.digest == fixture_image.root.digest
 

@@ -16,12 +16,15 @@ from typing import TYPE_CHECKING
 import click
 
 from alpenglow.cli._registry import (
+    NO_REFERRERS,
     TransferDisplay,
+    click_option,
     client_for,
     insecure_option,
     jobs_option,
     parse_location,
     read_location,
+    read_referrers,
     registry_reference,
     say,
 )
@@ -115,6 +118,7 @@ def plan(
 @no_trunc_option
 @insecure_option
 @jobs_option
+@click_option(NO_REFERRERS)
 def push(
     image: str,
     repository: str,
@@ -123,24 +127,36 @@ def push(
     no_trunc: bool,
     insecure: tuple[str, ...],
     jobs: int,
+    no_referrers: bool,
 ) -> None:
     """Push an image as a release and move its tags.
 
     IMAGE is a store name, oci:DIR[:NAME], an archive or docker://REF; REPO the registry
-    repository the release goes to."""
+    repository the release goes to. The image's SBOMs kept with it (in the store or an oci:
+    layout) go with it, as push sends them."""
     from alpenglow.distribution.release import release_push
     from alpenglow.oci.store import ImageStore
 
     repo = registry_reference(repository, default_tag="")
     store = ImageStore.from_environment(os.environ)
-    bundle = read_location(parse_location(image), store=store, insecure=insecure, jobs=jobs)
+    source = parse_location(image)
+    bundle = read_location(source, store=store, insecure=insecure, jobs=jobs)
+    referrers = () if no_referrers else read_referrers(source, bundle, store=store)
 
     def tagged(move: TagMove) -> None:
         say(f"tagged {repo.name}:{move.tag}")
 
     with client_for(repo, insecure) as client, TransferDisplay() as display:
         result = release_push(
-            bundle, repo, version, client, edge=edge, progress=display, jobs=jobs, on_tag=tagged
+            bundle,
+            repo,
+            version,
+            client,
+            edge=edge,
+            progress=display,
+            jobs=jobs,
+            on_tag=tagged,
+            referrers=referrers,
         )
     _show(result.moves, no_trunc)
     say(

@@ -18,7 +18,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from alpenglow.distribution.client import RegistryClient
@@ -106,14 +106,16 @@ def release_push(
     progress: Progress | None = None,
     jobs: int = 4,
     on_tag: Callable[[TagMove], None] | None = None,
+    referrers: Sequence[ImageBundle] = (),
 ) -> ReleaseResult:
     """Push ``bundle`` to ``repository`` (its tag and digest, if any, are ignored) as
     release ``version`` and move the tags the plan says; ``on_tag`` is told of each tag
-    as it is written. See the module docstring for the order and why it is safe."""
+    as it is written. ``referrers`` (the image's SBOMs) go up with the image, before any
+    tag moves. See the module docstring for the order and why it is safe."""
     root = bundle.root
     plan_remote_release(client, repository, version, root.digest, edge=edge)  # fail early
     target = repository.with_digest(root.digest)
-    push(bundle, target, client, jobs=jobs, progress=progress)
+    push(bundle, target, client, jobs=jobs, progress=progress, referrers=referrers)
     moves = plan_remote_release(client, repository, version, root.digest, edge=edge)
     data = bundle.blob(root.digest)
     written: list[str] = []
