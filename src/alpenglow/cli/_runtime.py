@@ -146,10 +146,9 @@ def container_errors() -> Iterator[None]:
     try:
         yield
     except ContainerError as exc:
-        sys.stdout.flush()
-        sys.stderr.write(f"ERROR: {exc}\n")
-        if exc.hint:
-            sys.stderr.write(f"hint: {exc.hint}\n")
+        from alpenglow.cli._errors import report
+
+        report(exc)
         sys.exit(exc.exit_status)
 
 

@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 import click
 
 from alpenglow import __version__
-from alpenglow.errors import AlpenglowError, UsageError
+from alpenglow.cli._errors import exit_status, report
+from alpenglow.errors import AlpenglowError
 
 __all__ = ["cli", "main", "passthrough"]
 
@@ -128,14 +129,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
-    except UsageError as exc:
-        click.echo(f"ERROR: {exc}", err=True)
-        sys.exit(2)
     except AlpenglowError as exc:
-        click.echo(f"ERROR: {exc}", err=True)
-        if exc.hint:
-            click.echo(f"hint: {exc.hint}", err=True)
-        sys.exit(1)
+        report(exc)
+        sys.exit(exit_status(exc))
     except KeyboardInterrupt:
         sys.exit(130)
     sys.exit(0)

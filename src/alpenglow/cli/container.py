@@ -19,6 +19,7 @@ __all__ = ["container", "prune", "restart", "rm", "rmi", "start", "stop"]
 
 def _each(names: tuple[str, ...], action: Callable[[str], None]) -> None:
     """Run ``action`` on every name; report failures one line each, exit 1 if any."""
+    from alpenglow.cli._errors import report
     from alpenglow.errors import AlpenglowError
 
     failed = False
@@ -27,8 +28,7 @@ def _each(names: tuple[str, ...], action: Callable[[str], None]) -> None:
             action(name)
         except AlpenglowError as exc:
             failed = True
-            sys.stdout.flush()
-            click.echo(f"ERROR: {exc}", err=True)
+            report(exc)
     if failed:
         sys.exit(1)
 

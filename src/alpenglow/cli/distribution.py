@@ -432,7 +432,8 @@ def main(name: str, argv: Sequence[str]) -> int:
     """``alpenglow push|pull|copy ARGS``: parse ``argv``, do it, return the exit status. An
     error is one ``ERROR:`` line (and maybe a ``hint:``) on stderr: exit status 2 for a
     wrong command line, 1 for any other failure."""
-    from alpenglow.errors import AlpenglowError, UsageError
+    from alpenglow.cli._errors import exit_status, report
+    from alpenglow.errors import AlpenglowError
 
     command = TRANSFERS[name]
     try:
@@ -445,11 +446,8 @@ def main(name: str, argv: Sequence[str]) -> int:
     except KeyboardInterrupt:
         return 130
     except AlpenglowError as exc:
-        sys.stdout.flush()
-        sys.stderr.write(f"ERROR: {exc}\n")
-        if exc.hint:
-            sys.stderr.write(f"hint: {exc.hint}\n")
-        return 2 if isinstance(exc, UsageError) else 1
+        report(exc)
+        return exit_status(exc)
     finally:
         sys.stdout.flush()
 

@@ -292,22 +292,16 @@ def main(argv: Sequence[str]) -> int:
     """``alpenglow run``: returns the exit status (the container's in the foreground);
     errors are printed as one line (exit 2 for usage, 125/126/127 for a container that
     could not run, 1 otherwise)."""
-    from alpenglow.errors import AlpenglowError, ContainerError, UsageError
+    from alpenglow.cli._errors import exit_status, report
+    from alpenglow.errors import AlpenglowError
 
     try:
         return _run(argv)
     except KeyboardInterrupt:
         return 130
     except AlpenglowError as exc:
-        sys.stdout.flush()
-        sys.stderr.write(f"ERROR: {exc}\n")
-        if exc.hint:
-            sys.stderr.write(f"hint: {exc.hint}\n")
-        if isinstance(exc, UsageError):
-            return 2
-        if isinstance(exc, ContainerError):
-            return exc.exit_status
-        return 1
+        report(exc)
+        return exit_status(exc)
     finally:
         sys.stdout.flush()
 

@@ -1,0 +1,37 @@
+"""How the command line shows a library error: one ``ERROR:`` line on stderr, a ``hint:``
+line when the error has one, and docker's exit statuses. (``alpenglow apk`` prints apk's
+own error lines instead.)"""
+
+from __future__ import annotations
+
+import sys
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up
+if TYPE_CHECKING:
+    from alpenglow.errors import AlpenglowError
+
+__all__ = ["exit_status", "report"]
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+def report(exc: AlpenglowError) -> None:
+    """Print ``exc`` for the user, after what the command wrote to stdout so far."""
+    sys.stdout.flush()
+    sys.stderr.write(f"ERROR: {exc}\n")
+    if exc.hint:
+        sys.stderr.write(f"hint: {exc.hint}\n")
+
+
+def exit_status(exc: AlpenglowError) -> int:
+    """2 for a usage error, a container's own status (125, 126, 127) for one that could not
+    run, 1 for everything else."""
+    from alpenglow.errors import ContainerError, UsageError
+
+    if isinstance(exc, UsageError):
+        return 2
+    if isinstance(exc, ContainerError):
+        return exc.exit_status
+    return 1
