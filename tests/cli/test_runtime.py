@@ -246,7 +246,9 @@ def test_echo_hello_leaves_nothing(runtime: dict[str, str]) -> None:
 
 
 def test_foreground_output_is_logged_too(runtime: dict[str, str]) -> None:
-    done = ag(runtime, "run", "--name", "fg", "alpine-base", "sh", "-c", "echo out; echo err >&2")
+    # two pipes: what comes first in the log is only certain when the writes are apart
+    script = "echo out; sleep 0.2; echo err >&2"
+    done = ag(runtime, "run", "--name", "fg", "alpine-base", "sh", "-c", script)
     assert (done.returncode, done.stdout, done.stderr) == (0, "out\n", "err\n")
     logs = ag(runtime, "logs", "fg")
     assert (logs.returncode, logs.stdout, logs.stderr) == (0, "out\n", "err\n")
