@@ -30,13 +30,11 @@ blob that does not match its digest is refused with one :class:`ArchiveError` or
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import io
 import os
 import posixpath
 import re
-import tarfile
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -377,6 +375,8 @@ def write_docker_archive(
 
 def _uncompressed(data: bytes, media_type: str, source: str) -> bytes:
     if data[:2] == b"\x1f\x8b":
+        import gzip
+
         try:
             return gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as exc:
@@ -496,6 +496,8 @@ def _member(members: dict[str, bytes], name: str, source: str) -> bytes:
 
 
 def _tar_to(fh: Any, files: dict[str, bytes], mtime: int) -> None:
+    import tarfile
+
     directories: set[str] = set()
     for name in files:
         parent = posixpath.dirname(name)
@@ -560,6 +562,11 @@ def _clean_member_name(name: str, source: str) -> str:
 def _read_tar(path: Path) -> dict[str, bytes]:
     """Every regular file of a (possibly compressed) tar, by normalised name. Links are
     resolved inside the archive; anything hostile raises :class:`ArchiveError`."""
+    # tar and its compressions load only for archives (a pull into an oci: layout that
+    # names this module for its references does not pay for them)
+    import gzip
+    import tarfile
+
     source = str(path)
     files: dict[str, bytes] = {}
     links: dict[str, str] = {}
