@@ -237,11 +237,7 @@ class RegistryClient:
         self._max_connections = max(1, max_connections)
         self._user_agent = user_agent
         self._sleep = sleep
-        if rand is None:
-            import random
-
-            rand = random.random
-        self._rand = rand
+        self._rand = rand  # None: random.random, imported when a retry first waits
         self._client: HttpClient | None = http
         self._base: str | None = None
         self._lock = threading.Lock()
@@ -417,6 +413,10 @@ class RegistryClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _backoff(self, attempt: int, wait: float | None) -> None:
+        if self._rand is None:
+            import random
+
+            self._rand = random.random
         delay = self.retry.delay(attempt, self._rand())
         if wait is not None:
             delay = min(wait, self.retry.max_retry_after)
