@@ -37,10 +37,30 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args and args[0] in _TRANSFERS:  # images travel without click's start-up either
         from alpenglow.cli.distribution import main as transfer_main
 
-        sys.exit(transfer_main(args[0], args[1:]))
+        status = transfer_main(args[0], args[1:])
+        if argv is None:  # the console script, not a caller in this process
+            _exit_now(status)
+        sys.exit(status)
     from alpenglow.cli import app
 
     app.main(args)
+
+
+def _exit_now(status: int) -> None:
+    """Exit with ``status`` once stdout and stderr are flushed, skipping the interpreter's
+    tear-down (freeing every module and object: some 30 million instructions after a pull).
+
+    Only for commands that leave nothing to it: every file they write is closed (and
+    renamed into place) before they return, their worker threads are joined, and they
+    register no exit handlers."""
+    import os
+
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        status = status or 1
+    os._exit(status)
 
 
 if __name__ == "__main__":
