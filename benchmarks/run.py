@@ -162,34 +162,36 @@ def podman_ms(archive: Path, runs: int) -> tuple[float | None, str]:
     if shutil.which("podman") is None:
         return None, "podman is not installed"
     short = Path(tempfile.mkdtemp(prefix="ag-pm-"))  # podman wants a runroot < 50 chars
-    for driver in ("overlay", "vfs"):
-        storage = ["--root", str(short / "root"), "--runroot", str(short / "run")]
-        storage += ["--storage-driver", driver, "--cgroup-manager", "cgroupfs"]
-        try:
-            loaded = subprocess.run(
-                ["podman", *storage, "load", "-i", str(archive)],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if loaded.returncode != 0:
-                continue
-            command = ["podman", *storage, "--runtime", runc_path() or "runc"]
-            command += ["run", "--rm", "--pull", "never", "--network", "host"]
-            command += ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
-            command += ["localhost/alpine-base:latest", "true"]
+    try:
+        for driver in ("overlay", "vfs"):
+            storage = ["--root", str(short / "root"), "--runroot", str(short / "run")]
+            storage += ["--storage-driver", driver, "--cgroup-manager", "cgroupfs"]
             try:
-                timed(command)  # warm-up
-            except SystemExit as exc:
-                last = str(exc).strip().splitlines()[-1:]
-                return None, f"podman does not run here ({driver}): {last}"
-            return median_ms(command, runs), f"storage driver {driver}"
-        finally:
-            subprocess.run(
-                ["podman", *storage, "system", "reset", "-f"], capture_output=True, check=False
-            )
-    shutil.rmtree(short, ignore_errors=True)
-    return None, "podman cannot load the image here"
+                loaded = subprocess.run(
+                    ["podman", *storage, "load", "-i", str(archive)],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
+                if loaded.returncode != 0:
+                    continue
+                command = ["podman", *storage, "--runtime", runc_path() or "runc"]
+                command += ["run", "--rm", "--pull", "never", "--network", "host"]
+                command += ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+                command += ["localhost/alpine-base:latest", "true"]
+                try:
+                    timed(command)  # warm-up
+                except SystemExit as exc:
+                    last = str(exc).strip().splitlines()[-1:]
+                    return None, f"podman does not run here ({driver}): {last}"
+                return median_ms(command, runs), f"storage driver {driver}"
+            finally:
+                subprocess.run(
+                    ["podman", *storage, "system", "reset", "-f"], capture_output=True, check=False
+                )
+        return None, "podman cannot load the image here"
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
 
 
 def main() -> int:
