@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.support.alpine_repo import BRANCH, NEW_TIME, RealisticRepo
+from tests.support.apk_root import install
 from tests.support.mirror import Mirror
 from tests.support.runc import is_native, run_in_root, runc_path
 
@@ -151,37 +152,6 @@ def test_image_config_is_like_the_official_one(built: tuple[Path, Path, list[str
     ]
 
 
-def apk_root(repo: RealisticRepo, mirror: Mirror, where: Path) -> Path:
-    root = where / "apk-root"
-    root.mkdir()
-    done = subprocess.run(
-        [
-            str(ALPENGLOW),
-            "apk",
-            "--root",
-            str(root),
-            "--initdb",
-            "--arch",
-            "x86_64",
-            "-X",
-            mirror.repository(BRANCH),
-            "--keys-dir",
-            str(repo.keys_dir),
-            "--cache-dir",
-            str(where / "apk-cache"),
-            "--quiet",
-            "add",
-            "alpine-base",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return root
-
-
 def snapshot(root: Path, skip: tuple[str, ...] = ()) -> dict[str, tuple[Any, ...]]:
     out: dict[str, tuple[Any, ...]] = {}
     for dirpath, dirnames, filenames in os.walk(root):
@@ -233,7 +203,7 @@ def test_umoci_tree_equals_an_apk_install(
     alpine_mirror: Mirror,
     tmp_path: Path,
 ) -> None:
-    root = apk_root(realistic_repo, alpine_mirror, tmp_path)
+    root = install(realistic_repo, alpine_mirror, "x86_64", tmp_path / "apk")
     # var/cache/apk: created by apk for its package cache; lib/apk/db/lock: apk's lock file;
     # etc/apk/repositories: the image records its repositories so that apk inside works
     skip = ("var/cache/apk", "lib/apk/db/lock", "etc/apk/repositories")

@@ -9,8 +9,6 @@ skipped with the reason otherwise, per architecture.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ from alpenglow.apk.package import read_package
 from alpenglow.apk.signing import Keyring
 from tests.support import debian
 from tests.support.alpine_repo import BRANCH, OLD_BRANCH, RealisticRepo
+from tests.support.apk_root import apk, install
 from tests.support.mirror import Mirror
 from tests.support.runc import (
     BinfmtError,
@@ -31,57 +30,12 @@ from tests.support.runc import (
     runc_path,
 )
 
-ALPENGLOW = Path(sys.executable).parent / "alpenglow"
 ARCHES = {a.alpine: a for a in debian.ARCHES}
 
 pytestmark = [
     pytest.mark.skipif(runc_path() is None, reason="runc is not installed (apt-get install runc)"),
     pytest.mark.skipif(os.geteuid() != 0, reason="runc containers need root here"),
 ]
-
-
-def apk(
-    repo: RealisticRepo, root: Path, arch: str, repository: str, *args: str
-) -> subprocess.CompletedProcess[str]:
-    """``alpenglow apk --root ROOT --arch ARCH -X REPOSITORY --keys-dir K ARGS``."""
-    return subprocess.run(
-        [
-            str(ALPENGLOW),
-            "apk",
-            "--root",
-            str(root),
-            "--arch",
-            arch,
-            "-X",
-            repository,
-            "--keys-dir",
-            str(repo.keys_dir),
-            "--cache-dir",
-            str(root.parent / "cache"),
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
-def install(
-    repo: RealisticRepo, mirror: Mirror, arch: str, where: Path, branch: str = BRANCH
-) -> Path:
-    """``alpenglow apk --root ROOT --initdb --arch ARCH -X MIRROR add alpine-base``."""
-    if arch not in repo.arches:
-        pytest.skip(f"{arch}: {repo.skipped.get(arch, 'not in the realistic repository')}")
-    root = where / f"root-{arch}"
-    root.mkdir()
-    done = apk(
-        repo, root, arch, mirror.repository(branch), "--initdb", "--quiet", "add", "alpine-base"
-    )
-    assert done.returncode == 0, done.stderr
-    assert (root / "bin" / "busybox").is_file()
-    assert os.readlink(root / "bin" / "sh") == "/bin/busybox"
-    return root
 
 
 def test_config_is_a_minimal_read_only_container(tmp_path: Path) -> None:

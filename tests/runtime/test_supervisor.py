@@ -38,12 +38,12 @@ from alpenglow.runtime.supervisor import (
     supervisor_pid,
     supervisor_running,
 )
-from tests.support.alpine_repo import BRANCH, RealisticRepo
+from tests.support.alpine_repo import RealisticRepo
+from tests.support.apk_root import install
 from tests.support.mirror import Mirror
 from tests.support.runc import is_native, oci_config, runc_path
 from tests.support.terminal import Terminal
 
-ALPENGLOW = Path(sys.executable).parent / "alpenglow"
 RUNC = runc_path()
 
 
@@ -76,37 +76,7 @@ def alpine_root(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Path:
     """``alpine-base`` installed for x86_64 by ``alpenglow apk --root``."""
-    if "x86_64" not in realistic_repo.arches:
-        pytest.skip(f"x86_64: {realistic_repo.skipped.get('x86_64', 'not built')}")
-    where = tmp_path_factory.mktemp("supervised")
-    root = where / "root"
-    root.mkdir()
-    done = subprocess.run(
-        [
-            str(ALPENGLOW),
-            "apk",
-            "--root",
-            str(root),
-            "--arch",
-            "x86_64",
-            "-X",
-            alpine_mirror.repository(BRANCH),
-            "--keys-dir",
-            str(realistic_repo.keys_dir),
-            "--cache-dir",
-            str(where / "cache"),
-            "--initdb",
-            "--quiet",
-            "add",
-            "alpine-base",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return root
+    return install(realistic_repo, alpine_mirror, "x86_64", tmp_path_factory.mktemp("supervised"))
 
 
 def runc(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
