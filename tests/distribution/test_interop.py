@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from alpenglow.apk.fetch import RetryPolicy
 from alpenglow.distribution.auth import Credential
 from alpenglow.distribution.client import RegistryClient
 from alpenglow.distribution.reference import parse_reference
@@ -31,25 +30,7 @@ from alpenglow.oci.platform import parse_platform
 from alpenglow.oci.transport import read_oci
 from tests.distribution.conftest import PASSWORD, USER
 from tests.oci.images import config_for, layer_tar, make_index, skopeo
-from tests.support.registry import RegistryServer
-
-FAST = RetryPolicy(attempts=3, backoff=0.05, max_backoff=0.2)
-
-
-class Outcomes:
-    """A transfer Progress that remembers each blob's outcome."""
-
-    def __init__(self) -> None:
-        self.outcomes: dict[str, str] = {}
-
-    def started(self, digest: str, total: int) -> None:
-        pass
-
-    def advanced(self, digest: str, done: int) -> None:
-        pass
-
-    def finished(self, digest: str, outcome: str) -> None:
-        self.outcomes[digest] = outcome
+from tests.support.registry import FAST_RETRY, Outcomes, RegistryServer
 
 
 def assert_same(pulled: ImageBundle, pushed: ImageBundle) -> None:
@@ -90,7 +71,7 @@ def test_push_and_pull_back_the_fixture_image(
 ) -> None:
     ref = parse_reference(f"{registry.host}/alpine/base:latest")
     assert len(fixture_image.images()) >= 2
-    with RegistryClient(registry.host, retry=FAST) as client:
+    with RegistryClient(registry.host, retry=FAST_RETRY) as client:
         first = Outcomes()
         root = push(fixture_image, ref, client, progress=first)
         assert root.digest == fixture_image.root.digest
@@ -111,7 +92,7 @@ def test_skopeo_inspects_what_we_pushed(
     registry: RegistryServer, fixture_image: ImageBundle
 ) -> None:
     ref = f"{registry.host}/alpine/base:latest"
-    with RegistryClient(registry.host, retry=FAST) as client:
+    with RegistryClient(registry.host, retry=FAST_RETRY) as client:
         push(fixture_image, parse_reference(ref), client)
     raw = skopeo_raw(ref)
     assert hashlib.sha256(raw).hexdigest() == fixture_image.root.digest.partition(":")[2]
@@ -134,7 +115,7 @@ def test_skopeo_copies_what_we_pushed_into_a_layout(
     registry: RegistryServer, fixture_image: ImageBundle, tmp_path: Path
 ) -> None:
     ref = f"{registry.host}/alpine/base:1"
-    with RegistryClient(registry.host, retry=FAST) as client:
+    with RegistryClient(registry.host, retry=FAST_RETRY) as client:
         push(fixture_image, parse_reference(ref), client)
     skopeo("copy", "--all", "--src-tls-verify=false", f"docker://{ref}", f"oci:{tmp_path}:copied")
     copied = read_oci(tmp_path, "copied")
@@ -152,7 +133,7 @@ def test_we_pull_what_skopeo_pushed(
         f"oci:{fixture_layout}:latest",
         f"docker://{ref}",
     )
-    with RegistryClient(registry.host, retry=FAST) as client:
+    with RegistryClient(registry.host, retry=FAST_RETRY) as client:
         assert_same(pull(parse_reference(ref), client), fixture_image)
         arm = pull(parse_reference(ref), client, platform=parse_platform("linux/arm64"))
     assert arm.root.platform is not None
@@ -163,7 +144,7 @@ def test_we_pull_what_skopeo_pushed(
 def test_docker_v2_schema_2_media_types_survive(registry: RegistryServer) -> None:
     bundle = docker_v2_image()
     ref = f"{registry.host}/docker/types:1"
-    with RegistryClient(registry.host, retry=FAST) as client:
+    with RegistryClient(registry.host, retry=FAST_RETRY) as client:
         push(bundle, parse_reference(ref), client)
         desc = client.head_manifest("docker/types", "1")
         assert desc is not None
@@ -179,7 +160,7 @@ def test_docker_v2_schema_2_media_types_survive(registry: RegistryServer) -> Non
 def test_tag_pages_and_deletion(registry: RegistryServer) -> None:
     bundle = make_index(("x86_64",))
     tags = [f"v{n}" for n in range(7)]
-    with RegistryClient(registry.host, retry=FAST) as client:
+    with RegistryClient(registry.host, retry=FAST_RETRY) as client:
         for tag in tags:
             push(bundle, parse_reference(f"{registry.host}/paged/repo:{tag}"), client)
         assert sorted(client.list_tags("paged/repo", page_size=2)) == tags
@@ -197,7 +178,7 @@ def test_tag_pages_and_deletion(registry: RegistryServer) -> None:
 def test_basic_auth(basic_registry: RegistryServer) -> None:
     bundle = make_index()
     ref = parse_reference(f"{basic_registry.host}/private/app:1")
-    with RegistryClient(basic_registry.host, retry=FAST) as anonymous:
+    with RegistryClient(basic_registry.host, retry=FAST_RETRY) as anonymous:
         with pytest.raises(RegistryError) as caught:
             push(bundle, ref, anonymous)
         assert caught.value.status == 401
@@ -205,12 +186,12 @@ def test_basic_auth(basic_registry: RegistryServer) -> None:
         assert caught.value.hint is not None
         assert "alpenglow login" in caught.value.hint
     good = Credential(USER, PASSWORD)
-    with RegistryClient(basic_registry.host, credentials=good, retry=FAST) as client:
+    with RegistryClient(basic_registry.host, credentials=good, retry=FAST_RETRY) as client:
         client.check_login()
         push(bundle, ref, client)
         assert_same(pull(ref, client), bundle)
     wrong = Credential(USER, "not the password")
-    with RegistryClient(basic_registry.host, credentials=wrong, retry=FAST) as client:
+    with RegistryClient(basic_registry.host, credentials=wrong, retry=FAST_RETRY) as client:
         with pytest.raises(RegistryError) as caught:
             client.check_login()
         assert caught.value.status == 401
@@ -231,7 +212,7 @@ def test_token_auth(token_registry: RegistryServer) -> None:
     bundle = make_index()
     ref = parse_reference(f"{token_registry.host}/team/app:1")
     good = Credential(USER, PASSWORD)
-    with RegistryClient(token_registry.host, credentials=good, retry=FAST) as client:
+    with RegistryClient(token_registry.host, credentials=good, retry=FAST_RETRY) as client:
         client.check_login()
         push(bundle, ref, client)
         assert_same(pull(ref, client), bundle)
@@ -240,7 +221,7 @@ def test_token_auth(token_registry: RegistryServer) -> None:
     assert all(r.account == USER for r in issuer.requests)
 
     wrong = Credential(USER, "guess")
-    with RegistryClient(token_registry.host, credentials=wrong, retry=FAST) as client:
+    with RegistryClient(token_registry.host, credentials=wrong, retry=FAST_RETRY) as client:
         with pytest.raises(RegistryError, match="refused the credentials: HTTP 401") as caught:
             pull(ref, client)
         assert "guess" not in f"{caught.value} {caught.value.hint}"
@@ -248,7 +229,7 @@ def test_token_auth(token_registry: RegistryServer) -> None:
         with pytest.raises(RegistryError, match="refused the credentials"):
             client.check_login()
 
-    with RegistryClient(token_registry.host, retry=FAST) as anonymous:
+    with RegistryClient(token_registry.host, retry=FAST_RETRY) as anonymous:
         with pytest.raises(RegistryError) as caught:
             pull(ref, anonymous)
         assert caught.value.status == 401
@@ -262,7 +243,7 @@ def test_token_auth_public_repository_and_mounts(token_registry: RegistryServer)
     bundle = make_index()
     public = parse_reference(f"{token_registry.host}/public/alpine:3")
     good = Credential(USER, PASSWORD)
-    with RegistryClient(token_registry.host, credentials=good, retry=FAST) as client:
+    with RegistryClient(token_registry.host, credentials=good, retry=FAST_RETRY) as client:
         push(bundle, public, client)
         mounted = Outcomes()
         push(
@@ -273,7 +254,7 @@ def test_token_auth_public_repository_and_mounts(token_registry: RegistryServer)
             progress=mounted,
         )
         assert set(mounted.outcomes.values()) == {"mounted"}
-    with RegistryClient(token_registry.host, retry=FAST) as anonymous:
+    with RegistryClient(token_registry.host, retry=FAST_RETRY) as anonymous:
         assert_same(pull(public, anonymous), bundle)  # anyone may pull it
         with pytest.raises(RegistryError) as caught:  # nobody may push without logging in
             push(make_index(("armv7",)), public, anonymous)

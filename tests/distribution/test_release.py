@@ -8,32 +8,13 @@ from collections.abc import Iterator
 import pytest
 
 import alpenglow.distribution.release as release_module
-from alpenglow.apk.fetch import RetryPolicy
 from alpenglow.distribution.client import RegistryClient
 from alpenglow.distribution.reference import Reference, parse_reference
 from alpenglow.distribution.release import RemoteTags, plan_remote_release, release_push
 from alpenglow.errors import AlpenglowError, RegistryError
 from alpenglow.oci.image import ImageBundle, index_bundle
 from tests.oci.images import make_image, make_index
-from tests.support.registry import FaultProxy, RegistryServer
-
-FAST = RetryPolicy(attempts=3, backoff=0.05, max_backoff=0.2)
-
-
-class Outcomes:
-    """A transfer Progress that remembers each blob's outcome."""
-
-    def __init__(self) -> None:
-        self.outcomes: dict[str, str] = {}
-
-    def started(self, digest: str, total: int) -> None:
-        pass
-
-    def advanced(self, digest: str, done: int) -> None:
-        pass
-
-    def finished(self, digest: str, outcome: str) -> None:
-        self.outcomes[digest] = outcome
+from tests.support.registry import FAST_RETRY, FaultProxy, Outcomes, RegistryServer
 
 
 def image(n: int) -> ImageBundle:
@@ -48,7 +29,7 @@ def image(n: int) -> ImageBundle:
 
 @pytest.fixture
 def client(registry: RegistryServer) -> Iterator[RegistryClient]:
-    with RegistryClient(registry.host, retry=FAST) as c:
+    with RegistryClient(registry.host, retry=FAST_RETRY) as c:
         yield c
 
 
@@ -123,12 +104,12 @@ def test_a_rerun_uploads_nothing_and_moves_nothing(
 def test_a_version_naming_another_image_stops_before_any_upload(
     registry: RegistryServer, fault_proxy: FaultProxy
 ) -> None:
-    with RegistryClient(registry.host, retry=FAST) as direct:
+    with RegistryClient(registry.host, retry=FAST_RETRY) as direct:
         release_push(image(1), repo(registry), "2.0.0", direct)
     ref = parse_reference(f"{fault_proxy.host}/alpine/base", default_tag="")
     other = image(2)
     with (
-        RegistryClient(fault_proxy.host, retry=FAST) as client,
+        RegistryClient(fault_proxy.host, retry=FAST_RETRY) as client,
         pytest.raises(AlpenglowError, match=r"tag 2\.0\.0 already points at sha256:"),
     ):
         release_push(other, ref, "2.0.0", client)
@@ -140,7 +121,7 @@ def test_an_interrupted_release_leaves_valid_tags_and_a_rerun_finishes(
     registry: RegistryServer, fault_proxy: FaultProxy
 ) -> None:
     ref = parse_reference(f"{fault_proxy.host}/alpine/base", default_tag="")
-    with RegistryClient(fault_proxy.host, retry=FAST) as client:
+    with RegistryClient(fault_proxy.host, retry=FAST_RETRY) as client:
         release_push(image(1), ref, "3.21.0", client)
         bundle = image(2)
         # the registry refuses the third tag for good (a 400 is not retried)
@@ -172,7 +153,7 @@ def test_everything_is_uploaded_before_the_first_tag(
 ) -> None:
     ref = parse_reference(f"{fault_proxy.host}/alpine/base", default_tag="")
     bundle = make_index()
-    with RegistryClient(fault_proxy.host, retry=FAST) as client:
+    with RegistryClient(fault_proxy.host, retry=FAST_RETRY) as client:
         release_push(bundle, ref, "1.0.0", client)
     writes = [r.path for r in fault_proxy.records if r.method in ("PUT", "POST", "PATCH")]
     first_tag = next(i for i, p in enumerate(writes) if p.endswith("/manifests/1.0.0"))

@@ -47,12 +47,16 @@ from typing import Any
 
 import yaml
 
+from alpenglow.http_client import RetryPolicy
+
 __all__ = [
+    "FAST_RETRY",
     "REGISTRY_BINARY",
     "SERVICE",
     "TOKEN_ISSUER",
     "Fault",
     "FaultProxy",
+    "Outcomes",
     "ProxyRecord",
     "RegistryServer",
     "TokenIssuer",
@@ -909,3 +913,26 @@ class FaultProxy:
             self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+
+# --------------------------------------------------------------------------------------------
+# For the clients of these registries
+
+FAST_RETRY = RetryPolicy(attempts=3, backoff=0.05, max_backoff=0.2)
+"""Retries that do not keep a test waiting."""
+
+
+class Outcomes:
+    """A transfer Progress that remembers each blob's outcome."""
+
+    def __init__(self) -> None:
+        self.outcomes: dict[str, str] = {}
+
+    def started(self, digest: str, total: int) -> None:
+        pass
+
+    def advanced(self, digest: str, done: int) -> None:
+        pass
+
+    def finished(self, digest: str, outcome: str) -> None:
+        self.outcomes[digest] = outcome
