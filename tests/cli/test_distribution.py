@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import pty
+import shutil
 import stat
 import subprocess
 import sys
@@ -242,6 +243,35 @@ def test_push_carries_the_sboms(
     assert sorted(cli.ok("ls", f"{host}/rel/b").stdout.split()) == sorted(release_tags)
     assert Layout.open(other.home / "bare").referrers(platforms) == ()
     assert read_oci(other.home / "out", "x").root.digest == fixture_image.root.digest
+
+
+def test_a_corrupt_sbom_stops_a_copy_before_anything_is_written(
+    cli: Cli, fixture_layout: Path, tmp_path: Path
+) -> None:
+    """The SBOMs kept with an image are checked before the image is written anywhere: a
+    corrupt one leaves no half-made layout and an untouched store."""
+    source = tmp_path / "source"
+    shutil.copytree(fixture_layout, source)
+    layout = Layout.open(source)
+    image = read_oci(source, "latest")
+    platforms = {i.descriptor.digest for i in image.images()}
+    artifact = layout.bundle_for(layout.referrers(platforms)[0])
+    sbom = json.loads(artifact.blob(artifact.root.digest))["layers"][0]["digest"]
+    blob = source / "blobs" / "sha256" / sbom.partition(":")[2]
+    blob.chmod(0o644)
+    blob.write_bytes(blob.read_bytes()[:-8] + b"tampered")
+
+    done = cli("copy", f"oci:{source}:latest", f"oci:{tmp_path}/out:x")
+    assert done.returncode == 1
+    assert done.stderr.startswith("ERROR: ")
+    assert f"blob {sbom} is corrupt" in done.stderr
+    assert len(done.stderr.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+    done = cli("copy", f"oci:{source}:latest", "kept:x")
+    assert done.returncode == 1
+    assert f"blob {sbom} is corrupt" in done.stderr
+    assert cli.ok("images").stdout.splitlines()[1:] == []
 
 
 def test_pull_one_platform(cli: Cli, registry: RegistryServer, small_layout: Path) -> None:

@@ -514,14 +514,17 @@ def write_location(
             return (local.path,)
     from alpenglow.oci.transport import parse_reference, write_image
 
-    written = write_image(bundle, location.local, store=store, names=names)
     local = parse_reference(location.local)
-    if referrers and local.transport in ("store", "oci"):
+    keeps_referrers = bool(referrers) and local.transport in ("store", "oci")
+    if keeps_referrers:
+        for artifact in referrers:  # all checked before anything is written
+            artifact.verify()
+    written = write_image(bundle, location.local, store=store, names=names)
+    if keeps_referrers:
         from alpenglow.oci.layout import Layout
 
         layout = store.layout if local.transport == "store" else Layout.open(local.path)
         with layout.locked():
             for artifact in referrers:
-                artifact.verify()
-                layout.write_bundle(artifact)
+                layout.write_bundle(artifact, verified=True)
     return written
