@@ -358,6 +358,7 @@ def test_a_tampered_blob_fails_the_pull_and_stores_nothing(
     assert cli.store.list() == []
     blobs = cli.store_path / "blobs"
     assert not blobs.exists() or not any(p.is_file() for p in blobs.rglob("*"))
+    assert not cli.store_path.exists()  # the store made for the pull went with it
     assert "ERROR" in cli.fails("copy", f"docker://{ref}", f"oci:{cli.home}/out")
     assert not (cli.home / "out").exists()
 

@@ -107,21 +107,22 @@ def pull_image(reference: str, *, platform: str | None, insecure: Sequence[str],
     store = ImageStore.from_environment(os.environ)
     ref = registry_reference(reference)
     wanted = parse_platform(platform) if platform else None
-    bundle = read_location(
-        Location(reference, remote=ref),
-        store=store,
-        insecure=insecure,
-        platform=wanted,
-        jobs=jobs,
-        progress=TransferDisplay(),
-        layout=store.layout,  # written straight into the store, all or nothing
-    )
     name = ref.familiar
-    try:
-        before: str | None = store.resolve(name).digest
-    except AlpenglowError:  # not there before (or unreadable: replaced now)
-        before = None
-    store.add(bundle, [name], verified=True)  # every blob was checked as it arrived
+    with _removed_on_failure(store.path):  # a store made for this pull goes if it fails
+        bundle = read_location(
+            Location(reference, remote=ref),
+            store=store,
+            insecure=insecure,
+            platform=wanted,
+            jobs=jobs,
+            progress=TransferDisplay(),
+            layout=store.layout,  # written straight into the store, all or nothing
+        )
+        try:
+            before: str | None = store.resolve(name).digest
+        except AlpenglowError:  # not there before (or unreadable: replaced now)
+            before = None
+        store.add(bundle, [name], verified=True)  # every blob was checked as it arrived
     _out(f"Digest: {bundle.root.digest}")
     if before == bundle.root.digest:
         _out(f"Status: Image is up to date for {name}")
@@ -202,9 +203,17 @@ def _straight_into(src: Location, dst: Location) -> Iterator[Layout | None]:
         yield None
         return
     path = Path(local.path)
+    with _removed_on_failure(path):
+        yield Layout.create(path)
+
+
+@contextmanager
+def _removed_on_failure(path: Path) -> Iterator[None]:
+    """Remove ``path`` again if the body fails and it did not exist before (a layout or
+    store made for a transfer that did not happen)."""
     existed = path.exists()
     try:
-        yield Layout.create(path)
+        yield
     except BaseException:
         if not existed:
             import shutil
