@@ -116,6 +116,8 @@ def test_changed_or_missing_key_is_a_miss(tmp_path: Path, keypair: tuple[bytes, 
         lambda blob: b"",
         lambda blob: b"\x00" * 64,
         lambda blob: blob[:100] + b"\xff" * 50 + blob[150:],
+        # one letter of a version changed: still a well-formed entry, but not the one written
+        lambda blob: blob.replace(b"1.0-r0", b"1.1-r0", 1),
     ],
 )
 def test_damaged_entry_is_ignored_and_rewritten(

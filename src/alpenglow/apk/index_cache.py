@@ -15,7 +15,8 @@ Python reads back), the dependency atoms once each, and what the pool needs that
 the index alone: every name in the order apk creates it while reading the index, with its
 bucket in apk's name hash table, and each package's identity key and whether apk reads it
 as listed (:func:`alpenglow.apk.pool.prepare_index`, handed to the pool through
-:func:`alpenglow.apk.pool.remember_prepared`). Entries are written atomically (temporary file, then
+:func:`alpenglow.apk.pool.remember_prepared`). An entry ends with the CRC-32 of the rest,
+so that a damaged one is a miss. Entries are written atomically (temporary file, then
 ``os.replace``); at most :data:`MAX_ENTRIES` are kept, the least recently written dropped.
 
 The cache lives in ``$XDG_CACHE_HOME/alpenglow/indexes`` (``~/.cache/...`` by default). It
@@ -29,6 +30,7 @@ import gc
 import hashlib
 import marshal
 import os
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +47,7 @@ def __dir__() -> list[str]:
     return __all__
 
 
-FORMAT = 2
+FORMAT = 3
 """Version of the entry layout; entries of another version are ignored."""
 MAX_ENTRIES = 16
 """Entries kept in the cache directory."""
@@ -175,7 +177,8 @@ def _encode(
         identities,
         plain,
     )
-    return marshal.dumps(payload)
+    body = marshal.dumps(payload)
+    return body + zlib.crc32(body).to_bytes(4, "little")
 
 
 def _write(path: Path, blob: bytes) -> None:
@@ -337,6 +340,10 @@ def _trusted(
 
 
 def _decode(blob: bytes, digest: str, keys: Keyring, allow_untrusted: bool) -> LoadedIndex | None:
+    # a CRC of the whole entry: damage anywhere, even inside a string, is a miss
+    body = memoryview(blob)[:-4]
+    if len(blob) < 4 or zlib.crc32(body) != int.from_bytes(blob[-4:], "little"):
+        return None
     (
         magic,
         version,
@@ -352,7 +359,7 @@ def _decode(blob: bytes, digest: str, keys: Keyring, allow_untrusted: bool) -> L
         buckets,
         identities,
         plain,
-    ) = marshal.loads(blob)
+    ) = marshal.loads(body)
     if magic != _MAGIC or version != FORMAT or stored_digest != digest:
         return None
     if not _trusted(key_name, key_digest, signers, keys, allow_untrusted):

@@ -770,6 +770,13 @@ class Pool:
             return ()  # most names: asked once each while the solver discovers
         return self._reverse(name, reviif, self._late_rinstall_if)
 
+    def install_if_names(self) -> set[str]:
+        """Every name some package has in its install_if."""
+        reviif = self._reviif
+        if reviif is None:
+            reviif = self._reverse_maps()[1]
+        return reviif.keys() | self._late_rinstall_if.keys()
+
     def all_names(self) -> list[str]:
         """Every known name in apk's hash-table order (for ``*`` patterns)."""
         order = self._creation_order()

@@ -24,7 +24,7 @@ import heapq
 import sys
 from binascii import a2b_base64
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntFlag
 from typing import TYPE_CHECKING, Protocol, TypeVar
@@ -140,6 +140,10 @@ class Provider(Protocol):
 
     def rinstall_if(self, name: str) -> Sequence[str]:
         """Names whose providers have ``name`` in their install_if."""
+
+    def install_if_names(self) -> Container[str]:
+        """Every name that some package has in its install_if (a superset will do): for
+        any other name :meth:`rinstall_if` is empty, and the solver does not ask."""
 
     def installed(self) -> Sequence[Candidate]:
         """The installed packages, in database order."""
@@ -761,6 +765,9 @@ class _Solver:
         flagged = self.flagged
         reporter = self.reporter if self.tracing else None
         riif_cache: dict[str, Sequence[str]] = {}
+        # most names are in no install_if: one membership test instead of a call each
+        iif_names = self.provider.install_if_names()
+        iif_walked: set[str] = set()
         # how far each package's provided names have been walked: names only ever become
         # seen, so a package providing n names (busybox: hundreds) costs n steps, not n * n
         scanned: dict[int, int] = {}
@@ -789,14 +796,20 @@ class _Solver:
                             walk(d.name)
                 if pkg.name != n:
                     num_virtual += 1
-            for n0 in riif(n):
-                if n0 not in seen:
-                    walk(n0)
-            for cand, _ in provs:
-                pkg = cand.package
-                for n0 in riif(pkg.name):
+            if n in iif_names:
+                for n0 in riif(n):
                     if n0 not in seen:
                         walk(n0)
+            for cand, _ in provs:
+                pkg = cand.package
+                pn = pkg.name
+                if pn in iif_names and pn not in iif_walked:
+                    for n0 in riif(pn):
+                        if n0 not in seen:
+                            walk(n0)
+                    # all seen now: walking them again (busybox alone provides hundreds of
+                    # names, each with it as provider) would find nothing new
+                    iif_walked.add(pn)
                 provides = pkg.provides
                 if provides:
                     k = id(cand)
