@@ -8,9 +8,16 @@ import pytest
 
 from alpenglow.apk import index_cache
 from alpenglow.apk.index import load_index_archive, parse_index, write_index_archive
-from alpenglow.apk.index_cache import default_directory, load_index_cached
+from alpenglow.apk.index_cache import (
+    default_directory,
+    load_closures,
+    load_index_cached,
+    save_closures,
+    universe_key,
+)
 from alpenglow.apk.pool import bucket_of
 from alpenglow.apk.signing import Keyring, Signer, generate_keypair
+from alpenglow.apk.solver import Closure
 from alpenglow.errors import SignatureError
 
 KEY = "test-65000000.rsa.pub"
@@ -187,3 +194,59 @@ def test_default_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     monkeypatch.setenv("XDG_CACHE_HOME", "relative")
     monkeypatch.setenv("HOME", str(tmp_path))
     assert default_directory() == tmp_path / ".cache" / "alpenglow" / "indexes"
+
+
+# -- discovery closures --------------------------------------------------------------------
+
+CLOSURES = {
+    "a": Closure(("b", "so:libb.so.1", "a"), b"\x01\x00\x01"),
+    "x": Closure(("x",), b"\x00"),
+}
+
+
+def test_closures_round_trip(tmp_path: Path) -> None:
+    key = universe_key(["repo", "https://example/main", "ab" * 32])
+    assert load_closures(tmp_path, key) == {}
+    save_closures(tmp_path, key, CLOSURES)
+    assert load_closures(tmp_path, key) == CLOSURES
+    # another universe knows nothing
+    other = universe_key(["repo", "https://example/main", "cd" * 32])
+    assert other != key
+    assert load_closures(tmp_path, other) == {}
+    assert load_closures(None, key) == {}
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda blob: blob[:-1],
+        lambda blob: b"",
+        lambda blob: blob.replace(b"libb", b"libc"),  # well-formed, but not what was written
+    ],
+)
+def test_damaged_closures_are_no_cache(tmp_path: Path, damage: object) -> None:
+    key = universe_key(["x"])
+    save_closures(tmp_path, key, CLOSURES)
+    (path,) = tmp_path.glob("*.closures")
+    path.write_bytes(damage(path.read_bytes()))  # type: ignore[operator]
+    assert load_closures(tmp_path, key) == {}
+
+
+def test_closures_others_could_change_are_no_cache(tmp_path: Path) -> None:
+    key = universe_key(["x"])
+    save_closures(tmp_path, key, CLOSURES)
+    (path,) = tmp_path.glob("*.closures")
+    path.chmod(0o666)
+    assert load_closures(tmp_path, key) == {}
+
+
+def test_closure_files_are_pruned_apart_from_entries(
+    tmp_path: Path, keypair: tuple[bytes, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(index_cache, "MAX_ENTRIES", 2)
+    private, public = keypair
+    load_index_cached(signed(private), keyring(public), source="r", directory=tmp_path)
+    for i in range(4):
+        save_closures(tmp_path, universe_key([i]), CLOSURES)
+    assert len(list(tmp_path.glob("*.closures"))) == 2
+    assert len(list(tmp_path.glob("*.idx"))) == 1

@@ -1,6 +1,9 @@
-"""The solver on small hand-made universes (the full apk cases run in tests/cli)."""
+"""The solver on small hand-made universes (the full apk cases run in tests/cli), and its
+discovery closures on the real Alpine index."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -11,9 +14,11 @@ from alpenglow.apk.pool import Pool, murmur3_32, name_hash
 from alpenglow.apk.problems import report
 from alpenglow.apk.solver import (
     Candidate,
+    Closure,
     Reporter,
     Solution,
     SolverFlag,
+    _Solver,
     identity_key,
     solve,
     version_match,
@@ -259,3 +264,97 @@ def test_deep_discovery_does_not_hit_the_interpreter_recursion_limit() -> None:
     assert sol.chosen["cmd:c2999"].name == "big"
     assert sol.chosen["c1999"].name == "c1999"
     assert sol.num_changes == 2001
+
+
+# --------------------------------------------------------------------------------------
+# Discovery closures: numbering a root from its closure is the walk, root by root
+
+
+@pytest.fixture(scope="module")
+def alpine_pool(shared_dir: Path) -> Pool:
+    from alpenglow.apk.index import load_index_archive
+    from alpenglow.apk.signing import Keyring
+
+    data = shared_dir / "data" / "alpine-v3.16-main-x86_64"
+    archive = load_index_archive(
+        (data / "APKINDEX.tar.gz").read_bytes(), Keyring.from_directory(data), source="main"
+    )
+    pool = Pool(["x86_64"])
+    pool.note_world([])
+    pool.add_installed([])
+    pool.add_repository("main", archive.packages)
+    pool.finish()
+    return pool
+
+
+def _discovered(
+    pool: Pool,
+    roots: list[str],
+    closures: dict[str, Closure] | None,
+    flagged: frozenset[str] = frozenset(),
+) -> tuple[set[str], dict[str, int], int]:
+    solver = _Solver(pool, 0, {}, Reporter(), closures)
+    solver.flagged = flagged
+    solver.discover(iter(roots))
+    return solver.seen_names, solver.order_ids, solver.order_counter
+
+
+def _worlds(pool: Pool) -> list[list[str]]:
+    import random
+
+    names = sorted(c.package.name for c in pool.candidates())
+    rng = random.Random(20261129)
+    worlds = [["alpine-base", "nginx", "python3"], ["nginx"], ["busybox", "zlib"]]
+    worlds += [rng.sample(names, rng.randint(1, 4)) for _ in range(9)]
+    return [sorted(w) for w in worlds]
+
+
+def test_closures_number_names_as_the_walk_does(alpine_pool: Pool) -> None:
+    for roots in _worlds(alpine_pool):
+        expected = _discovered(alpine_pool, roots, None)
+        # the first root is walked alone: its closure is recorded, and nothing changes
+        recorded: dict[str, Closure] = {}
+        assert _discovered(alpine_pool, roots, recorded) == expected
+        assert list(recorded) == roots[:1]
+        # every root known, each walked alone beforehand: the later ones are numbered from
+        # closures whose first names were seen already
+        known: dict[str, Closure] = {}
+        for root in roots:
+            _discovered(alpine_pool, [root], known)
+        assert set(known) == set(roots)
+        assert _discovered(alpine_pool, roots, known) == expected
+        flagged = frozenset(roots[-1:])
+        assert _discovered(alpine_pool, roots, known, flagged) == _discovered(
+            alpine_pool, roots, None, flagged
+        )
+
+
+def test_solve_with_closures_decides_the_same(alpine_pool: Pool) -> None:
+    closures: dict[str, Closure] = {}
+    for roots in _worlds(alpine_pool)[:5]:
+        deps = [parse(r) for r in roots]
+        plain = solve(alpine_pool, deps)
+        for _ in range(2):  # filling the closures, then numbering from them
+            again = solve(alpine_pool, deps, closures=closures)
+            assert again.changes == plain.changes
+            assert again.errors == plain.errors
+            assert dict(again.chosen) == dict(plain.chosen)
+    assert closures
+
+
+def test_a_tracing_reporter_sees_the_walk_not_closures() -> None:
+    pool = pool_of([pkg("a", "1", "b"), pkg("b", "1")])
+    closures: dict[str, Closure] = {}
+    solve(pool, world("a"), closures=closures)
+    assert closures["a"] == Closure(("b", "a"), b"\x01\x01")
+
+    class Trace(Reporter):
+        def __init__(self) -> None:
+            self.names: list[str] = []
+
+        def discovered(self, name: str) -> None:
+            self.names.append(name)
+
+    trace = Trace()
+    solve(pool, world("a"), closures=closures, reporter=trace)
+    assert trace.names == ["a", "b"]

@@ -290,3 +290,29 @@ def test_read_only_applets_read_the_cached_index(
     assert result.stdout == "app-2.0-r0\n"
     assert result.stderr == ""
     assert len(server.log) == 1
+
+
+def test_discovery_closures_are_kept_per_universe(
+    run_cli: Run, root: Path, server: FlakyServer, mirror: MirrorRepo, env: dict[str, str]
+) -> None:
+    base = server.url(mirror.base)
+    cmd = ["apk", "--root", str(root), "-X", base, "--simulate", "add", "app"]
+    first = run_cli(*cmd, env=env)
+    assert first.returncode == 0, first.stderr
+    indexes = Path(env["XDG_CACHE_HOME"]) / "alpenglow" / "indexes"
+    (kept,) = indexes.glob("*.closures")
+    again = run_cli(*cmd, env=env)
+    assert (again.returncode, again.stdout) == (0, first.stdout)  # (the index is not fetched)
+    assert list(indexes.glob("*.closures")) == [kept]
+    # another installed database is another universe
+    (root / "lib/apk/db/installed").write_text(
+        "C:Q1hdUpqRv5mYgJEqW52UmVsvmy3DI=\nP:tool\nV:0.4-r0\nA:x86_64\nS:1\nI:1\n\n"
+    )
+    assert run_cli(*cmd, env=env).returncode == 0
+    assert len(list(indexes.glob("*.closures"))) == 2
+    # a virtual package exists in one run only: nothing is kept for it
+    for path in indexes.glob("*.closures"):
+        path.unlink()
+    virtual = run_cli(*cmd[:-2], "add", "-t", ".build-deps", "app", env=env)
+    assert virtual.returncode == 0, virtual.stderr
+    assert list(indexes.glob("*.closures")) == []

@@ -19,6 +19,12 @@ as listed (:func:`alpenglow.apk.pool.prepare_index`, handed to the pool through
 so that a damaged one is a miss. Entries are written atomically (temporary file, then
 ``os.replace``); at most :data:`MAX_ENTRIES` are kept, the least recently written dropped.
 
+Beside the entries, the same directory keeps what the solver's discovery found out about a
+package universe (:class:`alpenglow.apk.solver.Closure`: every name reachable from a root,
+in the order the walk numbers them), keyed by :func:`universe_key` of everything the pool
+was made from (the index digests, the installed database's bytes, architectures); it obeys
+the same rules (owner only, CRC, atomic writes, pruning).
+
 The cache lives in ``$XDG_CACHE_HOME/alpenglow/indexes`` (``~/.cache/...`` by default). It
 is not apk's package cache: ``--no-cache`` does not turn it off.
 """
@@ -31,16 +37,29 @@ import hashlib
 import marshal
 import os
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alpenglow.apk.dependency import Dependency
 from alpenglow.apk.index import IndexArchive, Package, load_index_archive
 from alpenglow.apk.signing import Keyring
 from alpenglow.apk.version import Op
 
-__all__ = ["FORMAT", "MAX_ENTRIES", "LoadedIndex", "default_directory", "load_index_cached"]
+if TYPE_CHECKING:
+    from alpenglow.apk.solver import Closure
+
+__all__ = [
+    "FORMAT",
+    "MAX_ENTRIES",
+    "LoadedIndex",
+    "default_directory",
+    "load_closures",
+    "load_index_cached",
+    "save_closures",
+    "universe_key",
+]
 
 
 def __dir__() -> list[str]:
@@ -70,6 +89,8 @@ class LoadedIndex:
     """For each of ``names``, its bucket in apk's name hash table."""
     hit: bool
     """Whether the entry was read from the cache (nothing was verified or parsed)."""
+    digest: str = ""
+    """SHA-256 (hex) of the index file's bytes."""
 
 
 def default_directory() -> Path | None:
@@ -112,7 +133,7 @@ def load_index_cached(
         if archive.key_name is not None:
             key_digest = hashlib.sha256(keyring.get(archive.key_name) or b"").hexdigest()
         _write(path, _encode(digest, archive, key_digest, names, buckets, identities, plain))
-    return LoadedIndex(archive, names, buckets, False)
+    return LoadedIndex(archive, names, buckets, False, digest)
 
 
 def _creation_names(packages: Sequence[Package]) -> tuple[str, ...]:
@@ -177,16 +198,15 @@ def _encode(
         identities,
         plain,
     )
-    body = marshal.dumps(payload)
-    return body + zlib.crc32(body).to_bytes(4, "little")
+    return _sealed(marshal.dumps(payload))
 
 
-def _write(path: Path, blob: bytes) -> None:
+def _write(path: Path, blob: bytes, kind: str = ".idx", suffix: str = _SUFFIX) -> None:
     import tempfile  # only when writing: it is slow to import
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=_SUFFIX)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=suffix)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(blob)
@@ -194,20 +214,20 @@ def _write(path: Path, blob: bytes) -> None:
         except BaseException:
             os.unlink(tmp)
             raise
-        _prune(path.parent, keep=path.name)
+        _prune(path.parent, keep=path.name, kind=kind, suffix=suffix)
     except OSError:
         pass  # a cache that cannot be written is no cache
 
 
-def _prune(directory: Path, keep: str) -> None:
+def _prune(directory: Path, keep: str, kind: str = ".idx", suffix: str = _SUFFIX) -> None:
     entries = []
     for entry in os.scandir(directory):
-        if entry.name.endswith(".idx") and not entry.name.endswith(_SUFFIX):
+        if entry.name.endswith(kind) and not entry.name.endswith(suffix):
             if not entry.name.startswith(".tmp-"):
                 with contextlib.suppress(OSError):  # another layout version: never read
                     os.unlink(entry.path)
             continue
-        if entry.name.endswith(_SUFFIX) and entry.name != keep:
+        if entry.name.endswith(suffix) and entry.name != keep:
             try:
                 entries.append((entry.stat().st_mtime, entry.path))
             except OSError:
@@ -297,16 +317,22 @@ class _PackageShell:
         self.__class__ = Package  # type: ignore[assignment]
 
 
-def _read(path: Path, digest: str, keys: Keyring, allow_untrusted: bool) -> LoadedIndex | None:
+def _own_bytes(path: Path) -> bytes | None:
+    """The file's bytes if this user wrote it and nobody else can change it (an entry
+    stands in for a verified signature, and the cache directory may be shared)."""
     try:
         with open(path, "rb") as fh:
-            # An entry stands in for a verified signature, so only one that this user wrote
-            # and nobody else can change counts (the cache directory may be shared).
             info = os.fstat(fh.fileno())
             if info.st_uid != os.geteuid() or info.st_mode & 0o022:
                 return None
-            blob = fh.read()
+            return fh.read()
     except OSError:
+        return None
+
+
+def _read(path: Path, digest: str, keys: Keyring, allow_untrusted: bool) -> LoadedIndex | None:
+    blob = _own_bytes(path)
+    if blob is None:
         return None
     enabled = gc.isenabled()
     gc.disable()  # thousands of acyclic records: the collector would only slow this down
@@ -339,10 +365,22 @@ def _trusted(
     return key is not None and hashlib.sha256(key).hexdigest() == key_digest
 
 
-def _decode(blob: bytes, digest: str, keys: Keyring, allow_untrusted: bool) -> LoadedIndex | None:
-    # a CRC of the whole entry: damage anywhere, even inside a string, is a miss
+def _checked(blob: bytes) -> memoryview | None:
+    """The entry without its CRC, if the CRC matches: damage anywhere, even inside a
+    string, is a miss."""
     body = memoryview(blob)[:-4]
     if len(blob) < 4 or zlib.crc32(body) != int.from_bytes(blob[-4:], "little"):
+        return None
+    return body
+
+
+def _sealed(body: bytes) -> bytes:
+    return body + zlib.crc32(body).to_bytes(4, "little")
+
+
+def _decode(blob: bytes, digest: str, keys: Keyring, allow_untrusted: bool) -> LoadedIndex | None:
+    body = _checked(blob)
+    if body is None:
         return None
     (
         magic,
@@ -383,4 +421,59 @@ def _decode(blob: bytes, digest: str, keys: Keyring, allow_untrusted: bool) -> L
 
     remember_prepared(packages, identities, plain)  # type: ignore[arg-type]
     archive = IndexArchive(description, packages, key_name, signers)  # type: ignore[arg-type]
-    return LoadedIndex(archive, names, buckets, True)
+    return LoadedIndex(archive, names, buckets, True, digest)
+
+
+# -- discovery closures --------------------------------------------------------------------
+
+CLOSURES_FORMAT = 1
+"""Version of the closure file layout (and of what a closure holds)."""
+_CLOSURES_MAGIC = "alpenglow-closures"
+_CLOSURES_KIND = ".closures"
+_CLOSURES_SUFFIX = f".v{CLOSURES_FORMAT}{_CLOSURES_KIND}"
+
+
+def universe_key(parts: Sequence[object]) -> str:
+    """A key for the package universe a pool is made of. ``parts`` are plain values
+    (str, int, bool, None, tuples of them) naming every input in order: the index digests
+    with their URLs, the installed database's digest, the architectures..."""
+    text = repr((FORMAT, CLOSURES_FORMAT, tuple(parts)))
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def load_closures(directory: Path | None, key: str) -> dict[str, Closure]:
+    """The discovery closures kept for universe ``key`` (empty when none, or on any
+    problem with the file: it is only a cache)."""
+    from alpenglow.apk.solver import Closure
+
+    if directory is None:
+        return {}
+    blob = _own_bytes(directory / (key + _CLOSURES_SUFFIX))
+    body = _checked(blob) if blob is not None else None
+    if body is None:
+        return {}
+    try:
+        magic, version, stored_key, table = marshal.loads(body)
+        if magic != _CLOSURES_MAGIC or version != CLOSURES_FORMAT or stored_key != key:
+            return {}
+        closures = {}
+        for root, (names, real) in table.items():
+            if not isinstance(root, str) or not isinstance(names, tuple):
+                return {}
+            if not isinstance(real, bytes) or len(real) != len(names) or root not in names:
+                return {}
+            if not all(isinstance(n, str) for n in names):
+                return {}
+            closures[root] = Closure(names, real)
+        return closures
+    except Exception:  # a damaged file is no cache, whatever it contains
+        return {}
+
+
+def save_closures(directory: Path | None, key: str, closures: Mapping[str, Closure]) -> None:
+    """Keep ``closures`` for universe ``key`` (atomically; problems are ignored)."""
+    if directory is None:
+        return
+    table = {root: (c.names, c.real) for root, c in closures.items()}
+    blob = _sealed(marshal.dumps((_CLOSURES_MAGIC, CLOSURES_FORMAT, key, table)))
+    _write(directory / (key + _CLOSURES_SUFFIX), blob, kind=_CLOSURES_KIND, suffix=_CLOSURES_SUFFIX)

@@ -618,6 +618,12 @@ class Pool:
                     if n not in lst:
                         lst.append(n)
 
+    @property
+    def extended(self) -> bool:
+        """Whether packages were added after :meth:`finish` (``add --virtual``): the pool
+        is then more than what it was made from."""
+        return bool(self._late)
+
     # -- Provider --------------------------------------------------------------------------
 
     @property

@@ -24,7 +24,7 @@ import heapq
 import sys
 from binascii import a2b_base64
 from collections import deque
-from collections.abc import Callable, Container, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntFlag
 from typing import TYPE_CHECKING, Protocol, TypeVar
@@ -39,6 +39,7 @@ __all__ = [
     "DEFAULT_PINNING",
     "Candidate",
     "Change",
+    "Closure",
     "Provider",
     "Reporter",
     "Solution",
@@ -182,6 +183,24 @@ class Change:
     def is_change(self) -> bool:
         """Whether apk does (and prints) something for this entry."""
         return self.old is not self.new or self.reinstall or self.old_tag != self.new_tag
+
+
+@dataclass(frozen=True, slots=True)
+class Closure:
+    """What apk's discovery reaches from one name walked on its own (nothing seen before):
+    every name, in the order the walk numbers them, and for each whether some provider has
+    that name as its own (apk's order flag for names that are not only virtual).
+
+    It depends only on the package universe, so a caller may keep it for the next
+    :func:`solve` over the same universe (:mod:`alpenglow.apk.index_cache` keeps it on
+    disk): walking a root whose closure is known numbers the names of the closure not seen
+    yet, in that order, which is what the walk would do. A closure's names that are seen
+    already have their whole closures seen too, so the walk would not have gone past them.
+    """
+
+    names: tuple[str, ...]
+    real: bytes
+    """One byte per name: 1 if some provider is named so, 0 if all provide it virtually."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,9 +468,11 @@ class _Solver:
         flags: int,
         presets: Mapping[str, tuple[int, int]],
         reporter: Reporter,
+        closures: MutableMapping[str, Closure] | None = None,
     ) -> None:
         self.provider = provider
         self.reporter = reporter
+        self.closures = closures
         self.tracing = type(reporter).discovered is not Reporter.discovered
         # plain ints: IntFlag arithmetic goes through enum's Python-level operators
         flags = int(flags)
@@ -463,10 +484,10 @@ class _Solver:
         self.default_repos = self.mask_repos(DEFAULT_PINNING)
         self.names = _NameTable(self._new_name)
         self.pkgs: dict[int, _Pkg] = {}
-        # What discovery found: the names and packages (by id of the candidate) it saw,
-        # and each seen name's order id. States are made from these on first use.
+        # What discovery found: the names it saw and each one's order id (the packages it
+        # saw are the providers of those names). States are made from these on first use.
         self.seen_names: set[str] = set()
-        self.seen_pkgs: set[int] = set()
+        self.seen_pkgs: set[int] = set()  # by id of the candidate: whose depends were walked
         self.order_ids: dict[str, int] = {}
         # seen names marked by _reevaluate_deps before they had a state
         self.reevaluate_later: set[str] = set()
@@ -552,7 +573,9 @@ class _Solver:
         if cand.installed:
             repos |= self.tag_allowed(cand.repository_tag)
         ps.repos = repos
-        if id(cand) in self.seen_pkgs:
+        # discovery sees every provider of every name it sees, and nothing else
+        seen = self.seen_names
+        if pkg.name in seen or any(d.name in seen for d in pkg.provides):
             self._discovered_pkg(ps)
         self.pkgs[id(cand)] = ps
         return ps
@@ -756,6 +779,10 @@ class _Solver:
         touches a few hundred. The state of a seen name or package, made when the solve
         first asks for it, gets what discovery would have set (:meth:`_new_name`,
         :meth:`_discovered_pkg`); nothing else is set before the solve proper begins.
+
+        With ``closures`` (and no reporter to tell), a root whose :class:`Closure` is known
+        is not walked but numbered from it, and a root walked when nothing was seen yet
+        leaves its closure there.
         """
         providers_of = self._providers_of
         rinstall_if_of = self.provider.rinstall_if
@@ -772,6 +799,9 @@ class _Solver:
         # seen, so a package providing n names (busybox: hundreds) costs n steps, not n * n
         scanned: dict[int, int] = {}
         counter = self.order_counter
+        closures = self.closures if reporter is None else None
+        recorded: list[str] | None = None  # the walk of a root on its own, in order
+        real: bytearray = bytearray()
 
         def riif(n: str) -> Sequence[str]:
             r = riif_cache.get(n)
@@ -826,6 +856,9 @@ class _Solver:
             order_flags = 0 if n in flagged else 1 << 31
             if len(provs) != num_virtual:
                 order_flags |= 1 << 30
+            if recorded is not None:
+                recorded.append(n)
+                real.append(len(provs) != num_virtual)
             counter += 1
             order_id = order_flags | counter
             # apk keeps this in a signed int: bit 31 makes the id negative, so names without
@@ -837,8 +870,27 @@ class _Solver:
                         walk(d.name)
 
         for n in roots:
-            if n not in seen:
+            if n in seen:
+                continue
+            known = closures.get(n) if closures is not None else None
+            if known is not None:
+                for n0, is_real in zip(known.names, known.real, strict=True):
+                    if n0 in seen:
+                        continue
+                    seen.add(n0)
+                    order_flags = (0 if n0 in flagged else 1 << 31) | (is_real << 30)
+                    counter += 1
+                    order_id = order_flags | counter
+                    order_ids[n0] = order_id - (1 << 32) if order_id & (1 << 31) else order_id
+                continue
+            if closures is not None and not seen:
+                recorded = []
+                real = bytearray()
                 walk(n)
+                closures[n] = Closure(tuple(recorded), bytes(real))
+                recorded = None
+                continue
+            walk(n)
         self.order_counter = counter
 
     def _discovered_pkg(self, ps: _Pkg) -> None:
@@ -1415,6 +1467,7 @@ def solve(
     force_broken_world: bool = False,
     performing_preupgrade: bool = False,
     reporter: Reporter | None = None,
+    closures: MutableMapping[str, Closure] | None = None,
 ) -> Solution:
     """Decide what to install for ``world`` the way apk-tools does.
 
@@ -1424,6 +1477,9 @@ def solve(
     first, as apk does. With ``force_broken_world``, world entries that cannot be satisfied
     are dropped and the solve is repeated (apk's ``--force-broken-world``); note that, like
     apk, the repeat does not keep ``name_flags``.
+
+    ``closures`` is what earlier solves over the same package universe found out
+    (:class:`Closure` by root name); this solve uses it and adds to it.
     """
     # The solve allocates tens of thousands of short-lived state objects while the pool's
     # records are alive; the cyclic collector would walk all of them again and again (it
@@ -1446,6 +1502,7 @@ def solve(
             force_broken_world=force_broken_world,
             performing_preupgrade=performing_preupgrade,
             reporter=reporter,
+            closures=closures,
         )
     finally:
         sys.setrecursionlimit(limit)
@@ -1462,6 +1519,7 @@ def _solve(
     force_broken_world: bool,
     performing_preupgrade: bool,
     reporter: Reporter | None,
+    closures: MutableMapping[str, Closure] | None,
 ) -> Solution:
     reporter = reporter or Reporter()
     ordered = sorted(world, key=lambda d: (d.name.lower(), d.name))
@@ -1469,7 +1527,7 @@ def _solve(
     presets: Mapping[str, tuple[int, int]] = dict(name_flags or {})
     flagged = frozenset(presets)
     while True:
-        solver = _Solver(provider, flags, presets, reporter)
+        solver = _Solver(provider, flags, presets, reporter, closures)
         solver.flagged = flagged
         solver.performing_preupgrade = performing_preupgrade
         solver.run(ordered, broken)

@@ -12,6 +12,7 @@ messages. Without ``--simulate`` the change set is applied by :mod:`alpenglow.ap
 from __future__ import annotations
 
 import gc
+import hashlib
 import os
 import sys
 from collections.abc import Iterable, Sequence
@@ -26,7 +27,7 @@ from alpenglow.apk.changeset import (
     human_size,
     summary_line,
 )
-from alpenglow.apk.index_cache import default_directory
+from alpenglow.apk.index_cache import default_directory, universe_key
 from alpenglow.apk.pool import Pool, remember_buckets
 from alpenglow.apk.repository import (
     Repository,
@@ -153,6 +154,9 @@ class Session:
     unavailable: int = 0
     stale: int = 0
     extra: dict[str, object] = field(default_factory=dict)
+    universe: str | None = None
+    """:func:`~alpenglow.apk.index_cache.universe_key` of what the pool was made from (None:
+    something in it cannot be named, so nothing learnt about it is kept)."""
 
     def available(self, cand: Candidate) -> bool:
         """Whether the package file can be had (apk's ``pkg_available`` in commit.c)."""
@@ -186,6 +190,10 @@ def _read(path: Path) -> bytes | None:
         return None
     except IsADirectoryError:
         return None
+
+
+def _digest(data: bytes | None) -> str | None:
+    return hashlib.sha256(data).hexdigest() if data is not None else None
 
 
 def _errno_text(exc: OSError) -> str:
@@ -247,6 +255,8 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
     permanent = not bool(root_tmpfs)
 
     pool = Pool(arches)
+    # everything the pool is made from, for the discovery closures kept between runs
+    universe: list[object] | None = ["arch", *arches]
 
     # world, then the installed database
     world: list[Dependency] = []
@@ -266,6 +276,8 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
         for d in world:
             pool.tag_id(d.tag)
         installed_data = _read(db_dir / "installed")
+        if universe is not None:
+            universe += ["installed", _digest(installed_data)]
         if installed_data:
             from alpenglow.apk.database import parse_installed
 
@@ -284,6 +296,8 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
     # non-repository packages remembered in the cache
     if cache_active and not permanent and cache_dir is not None:
         data = _read(cache_dir / "installed")
+        if universe is not None:
+            universe += ["cached", _digest(data)]
         if data is not None:
             from alpenglow.apk.index import parse_index
 
@@ -361,12 +375,14 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
         packages = None
         names = None
         description = None
+        digest: str | None = None
         if network is not None and network.handles(repo):  # http(s): apk's warnings
             loaded = network.load(repo)
             if loaded is not None:
                 packages = loaded.archive.packages
                 names = loaded.names
                 description = loaded.archive.description
+                digest = loaded.digest
                 remember_buckets(loaded.names, loaded.buckets)
         elif index_path is None:
             out.warn(f"{action} {repo.url}: Protocol not supported")
@@ -385,15 +401,22 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
                 packages = loaded.archive.packages
                 names = loaded.names
                 description = loaded.archive.description
+                digest = loaded.digest
                 remember_buckets(loaded.names, loaded.buckets)
         if packages is None and remote and not is_network_url(repo.url):
             unavailable += 1
         descriptions.append((repo, description))
+        available = not remote or not no_network
+        if universe is not None:
+            if packages is not None and not digest:
+                universe = None  # packages that no digest names
+            else:
+                universe += ["repo", repo.url, repo.tag, available, not remote, digest]
         pool.add_repository(
             repo.url,
             packages,
             tags=(repo.tag,),
-            available=not remote or not no_network,
+            available=available,
             local=not remote,
             names=names,
         )
@@ -424,6 +447,7 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
         unavailable=unavailable,
         stale=stale,
         extra=extra,
+        universe=universe_key(universe) if universe is not None else None,
     )
 
 
@@ -741,18 +765,27 @@ def solve_and_commit(
     name_flags: dict[str, tuple[int, int]] | None = None,
 ) -> int:
     """apk_solver_commit: check the world's tags, solve, then commit or report."""
+    from alpenglow.apk.index_cache import load_closures, save_closures
     from alpenglow.apk.solver import solve
 
     if not check_world(session, world):
         session.out.err("Not committing changes due to missing repository tags.")
         return -1
+    # what earlier runs over the same packages found out (the solver's discovery)
+    key = session.universe if not session.pool.extended else None
+    directory = default_directory() if key is not None else None
+    closures = load_closures(directory, key) if key is not None else None
+    known = len(closures) if closures is not None else 0
     solution = solve(
         session.pool,
         world,
         flags,
         name_flags=name_flags,
         force_broken_world=session.force_broken_world,
+        closures=closures,
     )
+    if closures is not None and key is not None and len(closures) != known:
+        save_closures(directory, key, closures)
     if solution.errors:
         print_errors(session, solution)
         return solution.errors
