@@ -436,8 +436,11 @@ _CLOSURES_SUFFIX = f".v{CLOSURES_FORMAT}{_CLOSURES_KIND}"
 def universe_key(parts: Sequence[object]) -> str:
     """A key for the package universe a pool is made of. ``parts`` are plain values
     (str, int, bool, None, tuples of them) naming every input in order: the index digests
-    with their URLs, the installed database's digest, the architectures..."""
-    text = repr((FORMAT, CLOSURES_FORMAT, tuple(parts)))
+    with their URLs, the installed database's digest, the architectures... The version
+    of alpenglow is part of it: how packages are read may change with it."""
+    from alpenglow import __version__
+
+    text = repr((__version__, FORMAT, CLOSURES_FORMAT, tuple(parts)))
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
