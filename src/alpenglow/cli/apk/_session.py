@@ -15,7 +15,7 @@ import gc
 import hashlib
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
@@ -49,7 +49,17 @@ if TYPE_CHECKING:
     from alpenglow.cli.apk import ApkContext
     from alpenglow.cli.apk._remote import NetworkRepositories
 
-__all__ = ["Failed", "Output", "Session", "apply_changes", "commit", "open_session", "print_errors"]
+__all__ = [
+    "Failed",
+    "Output",
+    "Session",
+    "apply_changes",
+    "commit",
+    "open_session",
+    "print_errors",
+    "solve_and_commit",
+    "solve_session",
+]
 
 
 def __dir__() -> list[str]:
@@ -757,21 +767,19 @@ def print_errors(session: Session, solution: Solution) -> None:
     session.out.write_err(report(session.pool, solution, width=session.out.width))
 
 
-def solve_and_commit(
+def solve_session(
     session: Session,
     world: Sequence[Dependency],
     flags: int = 0,
     *,
-    name_flags: dict[str, tuple[int, int]] | None = None,
-) -> int:
-    """apk_solver_commit: check the world's tags, solve, then commit or report."""
+    name_flags: Mapping[str, tuple[int, int]] | None = None,
+    performing_preupgrade: bool = False,
+) -> Solution:
+    """:func:`alpenglow.apk.solver.solve` over the session's pool, with the discovery
+    closures that earlier runs over the same packages kept (and any new ones kept)."""
     from alpenglow.apk.index_cache import load_closures, save_closures
     from alpenglow.apk.solver import solve
 
-    if not check_world(session, world):
-        session.out.err("Not committing changes due to missing repository tags.")
-        return -1
-    # what earlier runs over the same packages found out (the solver's discovery)
     key = session.universe if not session.pool.extended else None
     directory = default_directory() if key is not None else None
     closures = load_closures(directory, key) if key is not None else None
@@ -781,11 +789,27 @@ def solve_and_commit(
         world,
         flags,
         name_flags=name_flags,
-        force_broken_world=session.force_broken_world,
+        force_broken_world=session.force_broken_world and not performing_preupgrade,
+        performing_preupgrade=performing_preupgrade,
         closures=closures,
     )
     if closures is not None and key is not None and len(closures) != known:
         save_closures(directory, key, closures)
+    return solution
+
+
+def solve_and_commit(
+    session: Session,
+    world: Sequence[Dependency],
+    flags: int = 0,
+    *,
+    name_flags: dict[str, tuple[int, int]] | None = None,
+) -> int:
+    """apk_solver_commit: check the world's tags, solve, then commit or report."""
+    if not check_world(session, world):
+        session.out.err("Not committing changes due to missing repository tags.")
+        return -1
+    solution = solve_session(session, world, flags, name_flags=name_flags)
     if solution.errors:
         print_errors(session, solution)
         return solution.errors

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from alpenglow.apk.changeset import Wrapper
 from alpenglow.apk.dependency import Dependency
-from alpenglow.apk.solver import Candidate, SolverFlag, solve
+from alpenglow.apk.solver import Candidate, SolverFlag
 from alpenglow.cli.apk import ApkContext, Applet, add_commit_options
 from alpenglow.cli.apk._session import (
     Failed,
@@ -21,6 +21,7 @@ from alpenglow.cli.apk._session import (
     exit_status,
     open_session,
     print_errors,
+    solve_session,
 )
 
 if TYPE_CHECKING:
@@ -174,13 +175,7 @@ def _run(ctx: ApkContext) -> int:
     if errors:
         return exit_status(errors)
 
-    solution = solve(
-        session.pool,
-        world,
-        0,
-        name_flags=name_flags,
-        force_broken_world=session.force_broken_world,
-    )
+    solution = solve_session(session, world, 0, name_flags=name_flags)
     if solution.errors:
         print_errors(session, solution)
         return exit_status(solution.errors)

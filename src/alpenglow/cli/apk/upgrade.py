@@ -13,7 +13,7 @@ import os
 from typing import TYPE_CHECKING
 
 from alpenglow.apk.dependency import Dependency, parse
-from alpenglow.apk.solver import SolverFlag, solve, version_match
+from alpenglow.apk.solver import SolverFlag, version_match
 from alpenglow.apk.version import ANY, CHECKSUM, Op
 from alpenglow.cli.apk import ApkContext, Applet, add_commit_options
 from alpenglow.cli.apk._session import (
@@ -24,6 +24,7 @@ from alpenglow.cli.apk._session import (
     exit_status,
     open_session,
     solve_and_commit,
+    solve_session,
 )
 from alpenglow.errors import InvalidDependency
 
@@ -130,7 +131,9 @@ def _preupgrade(session: Session, flags: int, only: bool) -> int:
             break
     if not name_flags:
         return 0
-    solution = solve(pool, session.world, 0, name_flags=name_flags, performing_preupgrade=True)
+    solution = solve_session(
+        session, session.world, 0, name_flags=name_flags, performing_preupgrade=True
+    )
     if solution.errors:
         out.warn("Failed to perform initial preupgrade, continuing with a full upgrade.")
         return 0
