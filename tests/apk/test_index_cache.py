@@ -214,6 +214,9 @@ def test_closures_round_trip(tmp_path: Path) -> None:
     assert other != key
     assert load_closures(tmp_path, other) == {}
     assert load_closures(None, key) == {}
+    # an input given whole (an installed database) counts by its content
+    assert universe_key(["installed", b"P:a\n"]) == universe_key(["installed", b"P:a\n"])
+    assert universe_key(["installed", b"P:a\n"]) != universe_key(["installed", b"P:b\n"])
 
 
 @pytest.mark.parametrize(

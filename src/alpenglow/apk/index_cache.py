@@ -436,11 +436,13 @@ _CLOSURES_SUFFIX = f".v{CLOSURES_FORMAT}{_CLOSURES_KIND}"
 def universe_key(parts: Sequence[object]) -> str:
     """A key for the package universe a pool is made of. ``parts`` are plain values
     (str, int, bool, None, tuples of them) naming every input in order: the index digests
-    with their URLs, the installed database's digest, the architectures... The version
-    of alpenglow is part of it: how packages are read may change with it."""
+    with their URLs, the architectures..., and ``bytes`` for an input given whole (the
+    installed database), which stands in by its SHA-256. The version of alpenglow is part
+    of the key: how packages are read may change with it."""
     from alpenglow import __version__
 
-    text = repr((__version__, FORMAT, CLOSURES_FORMAT, tuple(parts)))
+    named = tuple(hashlib.sha256(p).hexdigest() if isinstance(p, bytes) else p for p in parts)
+    text = repr((__version__, FORMAT, CLOSURES_FORMAT, named))
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 

@@ -12,7 +12,6 @@ messages. Without ``--simulate`` the change set is applied by :mod:`alpenglow.ap
 from __future__ import annotations
 
 import gc
-import hashlib
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,7 +26,7 @@ from alpenglow.apk.changeset import (
     human_size,
     summary_line,
 )
-from alpenglow.apk.index_cache import default_directory, universe_key
+from alpenglow.apk.index_cache import default_directory
 from alpenglow.apk.pool import Pool, remember_buckets
 from alpenglow.apk.repository import (
     Repository,
@@ -164,9 +163,9 @@ class Session:
     unavailable: int = 0
     stale: int = 0
     extra: dict[str, object] = field(default_factory=dict)
-    universe: str | None = None
-    """:func:`~alpenglow.apk.index_cache.universe_key` of what the pool was made from (None:
-    something in it cannot be named, so nothing learnt about it is kept)."""
+    universe: tuple[object, ...] | None = None
+    """What the pool was made from, for :func:`~alpenglow.apk.index_cache.universe_key`
+    (None: something in it cannot be named, so nothing learnt about it is kept)."""
 
     def available(self, cand: Candidate) -> bool:
         """Whether the package file can be had (apk's ``pkg_available`` in commit.c)."""
@@ -200,10 +199,6 @@ def _read(path: Path) -> bytes | None:
         return None
     except IsADirectoryError:
         return None
-
-
-def _digest(data: bytes | None) -> str | None:
-    return hashlib.sha256(data).hexdigest() if data is not None else None
 
 
 def _errno_text(exc: OSError) -> str:
@@ -287,7 +282,7 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
             pool.tag_id(d.tag)
         installed_data = _read(db_dir / "installed")
         if universe is not None:
-            universe += ["installed", _digest(installed_data)]
+            universe += ["installed", installed_data]
         if installed_data:
             from alpenglow.apk.database import parse_installed
 
@@ -307,7 +302,7 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
     if cache_active and not permanent and cache_dir is not None:
         data = _read(cache_dir / "installed")
         if universe is not None:
-            universe += ["cached", _digest(data)]
+            universe += ["cached", data]
         if data is not None:
             from alpenglow.apk.index import parse_index
 
@@ -457,7 +452,7 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
         unavailable=unavailable,
         stale=stale,
         extra=extra,
-        universe=universe_key(universe) if universe is not None else None,
+        universe=tuple(universe) if universe is not None else None,
     )
 
 
@@ -777,10 +772,11 @@ def solve_session(
 ) -> Solution:
     """:func:`alpenglow.apk.solver.solve` over the session's pool, with the discovery
     closures that earlier runs over the same packages kept (and any new ones kept)."""
-    from alpenglow.apk.index_cache import load_closures, save_closures
+    from alpenglow.apk.index_cache import load_closures, save_closures, universe_key
     from alpenglow.apk.solver import solve
 
-    key = session.universe if not session.pool.extended else None
+    parts = session.universe if not session.pool.extended else None
+    key = universe_key(parts) if parts is not None else None
     directory = default_directory() if key is not None else None
     closures = load_closures(directory, key) if key is not None else None
     known = len(closures) if closures is not None else 0
