@@ -8,9 +8,11 @@ import sys
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from alpenglow.errors import AlpenglowError
 
-__all__ = ["exit_status", "report"]
+__all__ = ["exit_status", "guarded", "report"]
 
 
 def __dir__() -> list[str]:
@@ -35,3 +37,20 @@ def exit_status(exc: AlpenglowError) -> int:
     if isinstance(exc, ContainerError):
         return exc.exit_status
     return 1
+
+
+def guarded(action: Callable[[], int]) -> int:
+    """Run a command's ``action`` and return its exit status; a library error is reported
+    (:func:`report`) and becomes :func:`exit_status`, Ctrl-C becomes 130, and stdout is
+    flushed either way."""
+    from alpenglow.errors import AlpenglowError
+
+    try:
+        return action()
+    except KeyboardInterrupt:
+        return 130
+    except AlpenglowError as exc:
+        report(exc)
+        return exit_status(exc)
+    finally:
+        sys.stdout.flush()

@@ -441,24 +441,19 @@ def main(name: str, argv: Sequence[str]) -> int:
     """``alpenglow push|pull|copy ARGS``: parse ``argv``, do it, return the exit status. An
     error is one ``ERROR:`` line (and maybe a ``hint:``) on stderr: exit status 2 for a
     wrong command line, 1 for any other failure."""
-    from alpenglow.cli._errors import exit_status, report
-    from alpenglow.errors import AlpenglowError
+    from alpenglow.cli._errors import guarded
 
     command = TRANSFERS[name]
-    try:
+
+    def transfer() -> int:
         values = parse_args(command, argv)
         if values is None:
             sys.stdout.write(help_text(command))
-            return 0
-        command.run(**values)
+        else:
+            command.run(**values)
         return 0
-    except KeyboardInterrupt:
-        return 130
-    except AlpenglowError as exc:
-        report(exc)
-        return exit_status(exc)
-    finally:
-        sys.stdout.flush()
+
+    return guarded(transfer)
 
 
 # --------------------------------------------------------------------------------------------

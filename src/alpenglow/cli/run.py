@@ -292,18 +292,9 @@ def main(argv: Sequence[str]) -> int:
     """``alpenglow run``: returns the exit status (the container's in the foreground);
     errors are printed as one line (exit 2 for usage, 125/126/127 for a container that
     could not run, 1 otherwise)."""
-    from alpenglow.cli._errors import exit_status, report
-    from alpenglow.errors import AlpenglowError
+    from alpenglow.cli._errors import guarded
 
-    try:
-        return _run(argv)
-    except KeyboardInterrupt:
-        return 130
-    except AlpenglowError as exc:
-        report(exc)
-        return exit_status(exc)
-    finally:
-        sys.stdout.flush()
+    return guarded(lambda: _run(argv))
 
 
 def _click_command() -> Any:
