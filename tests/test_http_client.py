@@ -38,6 +38,7 @@ from alpenglow.http_client import (
     TooManyRedirects,
     TransportError,
 )
+from tests.support.serving import serving
 from tests.support.tls import Certificate, self_signed
 
 BIG = bytes(range(256)) * 1200  # 300 KiB
@@ -196,14 +197,8 @@ def _start(server: Server, tls: ssl.SSLContext | None = None) -> Iterator[Server
         httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
     port = httpd.server_address[1]
     server.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with serving(httpd):
         yield server
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=10)
 
 
 @pytest.fixture(autouse=True)
@@ -621,12 +616,8 @@ def proxy() -> Iterator[Proxy]:
     httpd = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _proxy_handler(found))
     httpd.daemon_threads = True
     found.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield found
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=10)
+    with serving(httpd, "test-proxy"):
+        yield found
 
 
 def test_http_proxy_from_the_environment(

@@ -8,7 +8,6 @@ does) and records each request path, so tests can count what a client fetched.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,6 +15,8 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from tests.support.serving import serving
 
 __all__ = ["Mirror", "serve"]
 
@@ -55,14 +56,6 @@ def serve(root: Path) -> Iterator[Mirror]:
     handler = partial(_Handler, directory=str(root), requests=requests)
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    thread = threading.Thread(
-        target=server.serve_forever, args=(0.05,), name="test-mirror", daemon=True
-    )
-    thread.start()
-    try:
+    with serving(server, "test-mirror"):
         host, port = server.server_address[:2]
         yield Mirror(f"http://{host!s}:{port}", root, requests)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
