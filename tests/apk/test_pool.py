@@ -47,54 +47,6 @@ def test_entry_freezes_into_a_candidate() -> None:
         cand.repos = 1  # type: ignore[misc]
 
 
-def _pool_view(pool: object) -> object:
-    from alpenglow.apk.pool import Pool
-
-    assert isinstance(pool, Pool)
-    names = ["a", "b", "c", "d", "so:x", "e", "f"]
-    return (
-        [(c.package, c.identity, c.repos, c.installed, c.uninstallable) for c in pool.candidates()],
-        {n: [(c.package, v) for c, v in pool.providers(n)] for n in names},
-        {n: (list(pool.rdepends(n)), list(pool.rinstall_if(n))) for n in names},
-        {n: pool.has_repository_providers(n) for n in names},
-        pool.compat.warnings(),
-    )
-
-
-def test_prepared_index_builds_the_same_pool() -> None:
-    from alpenglow.apk.dependency import parse, parse_list
-    from alpenglow.apk.pool import Pool, prepare_index, remember_prepared
-
-    def q(i: int) -> str:
-        return "X1" + (bytes([i]) * 20).hex()
-
-    listed = (
-        Package("a", "1.0-r0", q(1), "x86_64", depends=parse_list("b so:x")),
-        Package("b", "2.0-r0", q(2), "noarch", provides=(parse("so:x=1"),)),
-        Package("c", "1.0-r0", q(3), "armv7"),  # another arch: uninstallable
-        Package("d", "1.0-r0", "nonsense"),  # no identity: left out
-        Package("e", "1.0-r0", q(5), depends=(parse("a"), parse("b@edge"))),  # tag: cut
-        Package("f", "1.0-r0", q(6), install_if=parse_list("a b")),
-        Package("a", "1.0-r0", q(1), "x86_64"),  # listed twice: one candidate
-    )
-    identities, plain = prepare_index(listed)
-    assert plain == bytes([1, 1, 1, 1, 0, 1, 1])
-    installed = [Package("b", "2.0-r0", q(2), "noarch", provides=(parse("so:x=1"),))]
-
-    def build(prepared: bool) -> Pool:
-        packages = tuple(listed)
-        if prepared:
-            remember_prepared(packages, identities, plain)
-        pool = Pool(["x86_64"])
-        pool.note_world([])
-        pool.add_installed(installed)
-        pool.add_repository("r", packages)
-        pool.finish()
-        return pool
-
-    assert _pool_view(build(True)) == _pool_view(build(False))
-
-
 def test_reverse_lists_follow_the_name_table_whatever_buckets_are_known() -> None:
     """Names get their hash bucket when first sorted unless the index cache gave it: the
     order is apk's either way (by bucket, the most recently created name first within a

@@ -10,14 +10,14 @@ signer is trusted now). Anything else, including a missing, truncated or corrupt
 one that another user owns or could have changed, is a miss: the index is loaded the
 ordinary way and the entry rewritten.
 
-The entry holds the packages in columns (``marshal`` of plain values, the fastest thing
-Python reads back), the dependency atoms once each, and what the pool needs that depends on
-the index alone: every name in the order apk creates it while reading the index, with its
-bucket in apk's name hash table, and each package's identity key and whether apk reads it
-as listed (:func:`alpenglow.apk.pool.prepare_index`, handed to the pool through
-:func:`alpenglow.apk.pool.remember_prepared`). An entry ends with the CRC-32 of the rest,
-so that a damaged one is a miss. Entries are written atomically (temporary file, then
-``os.replace``); at most :data:`MAX_ENTRIES` are kept, the least recently written dropped.
+The entry holds the index as an :class:`~alpenglow.apk.index_table.IndexTable`: each
+package's record encoded on its own (decoded only when a solve asks for that package), every
+name in the order apk creates them while reading the index with its bucket in apk's name
+hash table, and per name the providers and the reverse lists, as integer arrays. Reading an
+entry back makes a few byte strings and one string per name, whatever the index's size. An
+entry ends with the CRC-32 of the rest, so that a damaged one is a miss. Entries are written
+atomically (temporary file, then ``os.replace``); at most :data:`MAX_ENTRIES` are kept, the
+least recently written dropped.
 
 Beside the entries, the same directory keeps what the solver's discovery found out about a
 package universe (:class:`alpenglow.apk.solver.Closure`: every name reachable from a root,
@@ -32,20 +32,17 @@ is not apk's package cache: ``--no-cache`` does not turn it off.
 from __future__ import annotations
 
 import contextlib
-import gc
 import hashlib
 import marshal
 import os
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from alpenglow.apk.dependency import Dependency
 from alpenglow.apk.index import IndexArchive, Package, load_index_archive
+from alpenglow.apk.index_table import IndexTable
 from alpenglow.apk.signing import Keyring
-from alpenglow.apk.version import Op
 
 if TYPE_CHECKING:
     from alpenglow.apk.solver import Closure
@@ -66,31 +63,61 @@ def __dir__() -> list[str]:
     return __all__
 
 
-FORMAT = 3
+FORMAT = 4
 """Version of the entry layout; entries of another version are ignored."""
 MAX_ENTRIES = 16
 """Entries kept in the cache directory."""
 
 _MAGIC = "alpenglow-index-cache"
 _SUFFIX = f".v{FORMAT}.idx"
-_FIELDS: tuple[str, ...] = Package.__slots__
-_DEP_FIELDS = frozenset({"depends", "provides", "install_if", "replaces"})
-_DEP_SLOTS: tuple[str, ...] = Dependency.__slots__
 
 
-@dataclass(frozen=True, slots=True)
 class LoadedIndex:
     """An index as loaded through the cache."""
 
-    archive: IndexArchive
-    names: tuple[str, ...]
-    """Every name the index mentions, in the order apk creates them while reading it."""
-    buckets: tuple[int, ...]
-    """For each of ``names``, its bucket in apk's name hash table."""
-    hit: bool
-    """Whether the entry was read from the cache (nothing was verified or parsed)."""
-    digest: str = ""
-    """SHA-256 (hex) of the index file's bytes."""
+    __slots__ = ("_archive", "description", "digest", "hit", "key_name", "signers", "table")
+
+    def __init__(
+        self,
+        table: IndexTable,
+        description: str,
+        key_name: str | None,
+        signers: tuple[str, ...],
+        *,
+        hit: bool,
+        digest: str,
+        archive: IndexArchive | None = None,
+    ) -> None:
+        self.table = table
+        """The packages and the per-name tables the pool reads."""
+        self.description = description
+        self.key_name = key_name
+        self.signers = signers
+        self.hit = hit
+        """Whether the entry was read from the cache (nothing was verified or parsed)."""
+        self.digest = digest
+        """SHA-256 (hex) of the index file's bytes."""
+        self._archive = archive
+
+    @property
+    def archive(self) -> IndexArchive:
+        """The index as :func:`~alpenglow.apk.index.load_index_archive` gives it (every
+        package decoded)."""
+        if self._archive is None:
+            self._archive = IndexArchive(
+                self.description, self.table.packages(), self.key_name, self.signers
+            )
+        return self._archive
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every name the index mentions, in the order apk creates them while reading it."""
+        return self.table.names
+
+    @property
+    def buckets(self) -> tuple[int, ...]:
+        """For each of :attr:`names`, its bucket in apk's name hash table."""
+        return tuple(map(self.table.bucket, range(len(self.table.names))))
 
 
 def default_directory() -> Path | None:
@@ -122,18 +149,21 @@ def load_index_cached(
         if hit is not None:
             return hit
     archive = load_index_archive(data, keyring, source=source, allow_untrusted=allow_untrusted)
-    names = _creation_names(archive.packages)
-    from alpenglow.apk.pool import bucket_of, prepare_index, remember_prepared
-
-    buckets = tuple(map(bucket_of, names))
-    identities, plain = prepare_index(archive.packages)
-    remember_prepared(archive.packages, identities, plain)
+    table = IndexTable.build(archive.packages, _creation_names(archive.packages))
     if path is not None:
         key_digest = ""
         if archive.key_name is not None:
             key_digest = hashlib.sha256(keyring.get(archive.key_name) or b"").hexdigest()
-        _write(path, _encode(digest, archive, key_digest, names, buckets, identities, plain))
-    return LoadedIndex(archive, names, buckets, False, digest)
+        _write(path, _encode(digest, archive, key_digest, table))
+    return LoadedIndex(
+        table,
+        archive.description,
+        archive.key_name,
+        archive.signers,
+        hit=False,
+        digest=digest,
+        archive=archive,
+    )
 
 
 def _creation_names(packages: Sequence[Package]) -> tuple[str, ...]:
@@ -149,39 +179,7 @@ def _creation_names(packages: Sequence[Package]) -> tuple[str, ...]:
 # -- writing -------------------------------------------------------------------------------
 
 
-def _encode(
-    digest: str,
-    archive: IndexArchive,
-    key_digest: str,
-    names: tuple[str, ...],
-    buckets: tuple[int, ...],
-    identities: tuple[bytes, ...],
-    plain: bytes,
-) -> bytes:
-    atoms: dict[Dependency, int] = {}
-    lists: dict[tuple[int, ...], int] = {}
-    columns: list[list[object]] = []
-    packages = archive.packages
-    # equal values as one object: marshal then writes each once and reads back references
-    # (keyed with the type: True == 1, and a bool must stay a bool)
-    shared: dict[tuple[type, object], object] = {}
-
-    def one(value: object) -> object:
-        return shared.setdefault((type(value), value), value)
-
-    for field in _FIELDS:
-        values = [getattr(p, field) for p in packages]
-        if field not in _DEP_FIELDS:
-            values = list(map(one, values))
-        else:
-            values = [
-                lists.setdefault(tuple(atoms.setdefault(d, len(atoms)) for d in deps), len(lists))
-                for deps in values
-            ]
-        columns.append(values)
-    atom_columns = [[one(getattr(d, slot)) for d in atoms] for slot in _DEP_SLOTS]
-    atom_columns[_DEP_SLOTS.index("op")] = [int(d.op) for d in atoms]
-    names = tuple(map(one, names))  # type: ignore[arg-type]
+def _encode(digest: str, archive: IndexArchive, key_digest: str, table: IndexTable) -> bytes:
     payload = (
         _MAGIC,
         FORMAT,
@@ -190,13 +188,7 @@ def _encode(
         key_digest,
         archive.signers,
         archive.description,
-        tuple(atom_columns),
-        tuple(lists),
-        tuple(columns),
-        names,
-        buckets,
-        identities,
-        plain,
+        table.dump(),
     )
     return _sealed(marshal.dumps(payload))
 
@@ -241,82 +233,6 @@ def _prune(directory: Path, keep: str, kind: str = ".idx", suffix: str = _SUFFIX
 # -- reading -------------------------------------------------------------------------------
 
 
-class _DependencyShell:
-    """A mutable twin of :class:`Dependency` (same slots), re-labelled once filled in: a
-    frozen dataclass sets each field through ``object.__setattr__``, which is slow."""
-
-    __slots__ = _DEP_SLOTS
-
-    def __init__(
-        self, name: str, op: Op, version: str | None, conflict: bool, tag: str | None
-    ) -> None:
-        self.name = name
-        self.op = op
-        self.version = version
-        self.conflict = conflict
-        self.tag = tag
-        self.__class__ = Dependency  # type: ignore[assignment]
-
-
-class _PackageShell:
-    """A mutable twin of :class:`Package`, like :class:`_DependencyShell`."""
-
-    __slots__ = _FIELDS
-
-    def __init__(
-        self,
-        name: object,
-        version: object,
-        checksum: object,
-        arch: object,
-        size: object,
-        installed_size: object,
-        description: object,
-        url: object,
-        license: object,
-        origin: object,
-        maintainer: object,
-        build_time: object,
-        commit: object,
-        provider_priority: object,
-        depends: object,
-        provides: object,
-        install_if: object,
-        replaces: object,
-        replaces_priority: object,
-        tags: object,
-        repository_tag: object,
-        flags: object,
-        uninstallable: object,
-        extra: object,
-    ) -> None:
-        self.name = name
-        self.version = version
-        self.checksum = checksum
-        self.arch = arch
-        self.size = size
-        self.installed_size = installed_size
-        self.description = description
-        self.url = url
-        self.license = license
-        self.origin = origin
-        self.maintainer = maintainer
-        self.build_time = build_time
-        self.commit = commit
-        self.provider_priority = provider_priority
-        self.depends = depends
-        self.provides = provides
-        self.install_if = install_if
-        self.replaces = replaces
-        self.replaces_priority = replaces_priority
-        self.tags = tags
-        self.repository_tag = repository_tag
-        self.flags = flags
-        self.uninstallable = uninstallable
-        self.extra = extra
-        self.__class__ = Package  # type: ignore[assignment]
-
-
 def _own_bytes(path: Path) -> bytes | None:
     """The file's bytes if this user wrote it and nobody else can change it (an entry
     stands in for a verified signature, and the cache directory may be shared)."""
@@ -334,18 +250,10 @@ def _read(path: Path, digest: str, keys: Keyring, allow_untrusted: bool) -> Load
     blob = _own_bytes(path)
     if blob is None:
         return None
-    enabled = gc.isenabled()
-    gc.disable()  # thousands of acyclic records: the collector would only slow this down
     try:
         return _decode(blob, digest, keys, allow_untrusted)
     except Exception:  # a damaged entry is a miss, whatever it contains
         return None
-    finally:
-        if enabled:
-            # the records outlive this call (they go into a pool): out of the collector's
-            # generations with them, or the next allocation would walk them all
-            gc.freeze()
-            gc.enable()
 
 
 def _trusted(
@@ -390,38 +298,14 @@ def _decode(blob: bytes, digest: str, keys: Keyring, allow_untrusted: bool) -> L
         key_digest,
         signers,
         description,
-        atom_columns,
-        lists,
-        columns,
-        names,
-        buckets,
-        identities,
-        plain,
+        dumped,
     ) = marshal.loads(body)
     if magic != _MAGIC or version != FORMAT or stored_digest != digest:
         return None
     if not _trusted(key_name, key_digest, signers, keys, allow_untrusted):
         return None
-    op_column = atom_columns[_DEP_SLOTS.index("op")]
-    ops = {value: Op(value) for value in set(op_column)}
-    atom_columns = list(atom_columns)
-    atom_columns[_DEP_SLOTS.index("op")] = map(ops.__getitem__, op_column)
-    atoms = list(map(_DependencyShell, *atom_columns))
-    atom = atoms.__getitem__
-    dep_lists = [tuple(map(atom, ix)) if ix else () for ix in lists]
-    dep_list = dep_lists.__getitem__
-    columns = [
-        list(map(dep_list, column)) if field in _DEP_FIELDS else column
-        for field, column in zip(_FIELDS, columns, strict=True)
-    ]
-    packages = tuple(map(_PackageShell, *columns))
-    if len(names) != len(buckets):
-        return None
-    from alpenglow.apk.pool import remember_prepared
-
-    remember_prepared(packages, identities, plain)  # type: ignore[arg-type]
-    archive = IndexArchive(description, packages, key_name, signers)  # type: ignore[arg-type]
-    return LoadedIndex(archive, names, buckets, True, digest)
+    table = IndexTable.load(dumped)
+    return LoadedIndex(table, description, key_name, signers, hit=True, digest=digest)
 
 
 # -- discovery closures --------------------------------------------------------------------

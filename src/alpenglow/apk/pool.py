@@ -28,6 +28,7 @@ from itertools import count
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
+from alpenglow.apk.index_table import SKIPPED, IndexTable
 from alpenglow.apk.solver import Candidate, identity_key
 from alpenglow.apk.version import CHECKSUM, is_valid
 
@@ -44,9 +45,7 @@ __all__ = [
     "murmur3_32",
     "name_hash",
     "normalize_index_package",
-    "prepare_index",
     "remember_buckets",
-    "remember_prepared",
 ]
 
 
@@ -78,47 +77,6 @@ def bucket_of(name: str) -> int:
 def remember_buckets(names: Iterable[str], buckets: Iterable[int]) -> None:
     """Seed :func:`bucket_of` with buckets computed before (the index cache keeps them)."""
     _BUCKETS.update(zip(names, buckets, strict=True))
-
-
-# id(packages) -> (packages, identities, plain): see remember_prepared
-_PREPARED: dict[int, tuple[Sequence[Package], Sequence[bytes], bytes]] = {}
-_PREPARED_KEPT = 16  # a run adds each index to its pool right after loading it
-
-
-def prepare_index(packages: Sequence[Package]) -> tuple[tuple[bytes, ...], bytes]:
-    """What :meth:`Pool.add_repository` works out per package of an index, ahead of time:
-    each package's identity key (:func:`~alpenglow.apk.solver.identity_key` of ``C:``),
-    and a byte per package, 1 when apk reads it exactly as listed (no reading rule of
-    :func:`normalize_index_package` changes it or flags anything)."""
-    identities = tuple(identity_key(pkg.checksum) for pkg in packages)
-    plain = bytearray(len(packages))
-    for i, pkg in enumerate(packages):
-        compat = Compat()
-        norm, uninstallable = normalize_index_package(pkg, compat)
-        if norm is pkg and not uninstallable and compat == Compat():
-            plain[i] = 1
-    return identities, bytes(plain)
-
-
-def remember_prepared(
-    packages: Sequence[Package], identities: Sequence[bytes], plain: bytes
-) -> None:
-    """Keep :func:`prepare_index`'s answer for this very ``packages`` sequence (the index
-    cache stores it), for :meth:`Pool.add_repository` to use instead of working it out."""
-    if len(identities) != len(packages) or len(plain) != len(packages):
-        raise ValueError("prepared data does not match the packages")
-    if not isinstance(plain, bytes) or not all(isinstance(i, bytes) for i in identities):
-        raise TypeError("prepared data of the wrong type")
-    while len(_PREPARED) >= _PREPARED_KEPT:
-        del _PREPARED[next(iter(_PREPARED))]  # the oldest: its index is long in its pool
-    _PREPARED[id(packages)] = (packages, identities, plain)
-
-
-def _prepared_for(packages: object) -> tuple[Sequence[bytes], bytes] | None:
-    found = _PREPARED.get(id(packages))
-    if found is None or found[0] is not packages:
-        return None
-    return found[1], found[2]
 
 
 def murmur3_32(data: bytes, seed: int) -> int:
@@ -321,8 +279,32 @@ def _freeze(e: _Entry | Candidate) -> Candidate:
     return e  # type: ignore[return-value]
 
 
+class _Listed:
+    """A repository read through its :class:`IndexTable`: candidates are made when the
+    solve first asks for them (see :meth:`Pool.add_repository`)."""
+
+    __slots__ = ("bit", "cands", "extra_bits", "merged", "normalized", "table")
+
+    def __init__(self, table: IndexTable, bit: int) -> None:
+        self.table = table
+        self.bit = bit
+        self.cands: list[Candidate | None] = [None] * len(table)
+        self.merged: dict[int, _Entry | Candidate | tuple[_Listed, int]] = {}
+        """Package number -> the earlier entry it is (same identity), or the earlier listed
+        repository and package number."""
+        self.extra_bits: dict[int, int] = {}
+        """Package number -> bits of later repositories that list it too."""
+        self.normalized: dict[int, tuple[Package, bool]] = {}
+        """The packages apk does not read as listed: (as apk holds it, uninstallable)."""
+
+
 class Pool:
-    """Packages and names of one run; implements :class:`alpenglow.apk.solver.Provider`."""
+    """Packages and names of one run; implements :class:`alpenglow.apk.solver.Provider`.
+
+    A repository given as an :class:`IndexTable` is not read package by package: its
+    candidates are made when a name they provide is asked for, and the reverse lists come
+    from the table's (already sorted) arrays. Installed and cached packages, and those
+    added after :meth:`finish`, are always held as entries."""
 
     def __init__(self, arches: Sequence[str] = ("x86_64",)) -> None:
         self.arches = tuple(arches)
@@ -334,15 +316,20 @@ class Pool:
         self._by_identity: dict[bytes, _Entry | Candidate] = {}
         self._installed: list[_Entry | Candidate] = []
         self._sources: list[tuple[str, object]] = []  # for name creation order
+        self._listed: list[_Listed] = []
         self._late: list[_Entry | Candidate] = []
         self._finished = False
         self._providers: dict[str, list[tuple[Candidate, str | None]]] = {}
+        self._late_providers: dict[str, list[tuple[Candidate, str | None]]] = {}
+        self._provider_memo: dict[str, list[tuple[Candidate, str | None]]] = {}
         self._revdeps: dict[str, list[Candidate]] | None = None
         self._reviif: dict[str, list[Candidate]] | None = None
         self._late_rdepends: dict[str, list[str]] = {}
         self._late_rinstall_if: dict[str, list[str]] = {}
         self._creation: dict[str, int] | None = None
-        self._order_keys: dict[str, int] | None = None
+        self._early: dict[int, dict[str, int]] = {}
+        self._order_keys: dict[str, int] = {}
+        self._iif_names: set[str] | None = None
         self._installed_cands: tuple[Candidate, ...] = ()
         self._available_repos = 0
         self._local_repos = 0
@@ -393,6 +380,8 @@ class Pool:
         if not ident:
             return None
         entry = self._by_identity.get(ident)
+        if entry is None and self._finished and self._listed:
+            entry = self._listed_by_identity(ident)
         if entry is None:
             if not self.arch_compatible(pkg.arch):
                 uninstallable = True
@@ -405,6 +394,24 @@ class Pool:
                 self._register_late(entry)
         return entry
 
+    def _listed_by_identity(self, ident: bytes) -> Candidate | _Entry | None:
+        for listed in self._listed:
+            i = listed.table.identities().get(ident)
+            if i is not None:
+                found = listed.merged.get(i)
+                if isinstance(found, tuple):
+                    return self._candidate(*found)
+                return found or self._candidate(listed, i)
+        return None
+
+    def _unlist(self) -> None:
+        """Add the repositories given as tables package by package (something is added
+        after them that must come later in apk's order)."""
+        listed, self._listed = self._listed, []
+        for one in listed:
+            with _gc_paused():
+                self._add_listed(list(one.table.packages()), one.bit)
+
     def add_installed(
         self,
         packages: Iterable[Package],
@@ -416,6 +423,8 @@ class Pool:
         ``broken`` gives (broken files, broken script) per package, from the ``f:`` flags.
         Returns the names of stanzas without a valid identity (apk refuses those).
         """
+        if not self._finished:
+            self._unlist()
         pkgs = list(packages)
         flags = list(broken) if broken is not None else [(False, False)] * len(pkgs)
         self._sources.append(("pkgs", pkgs))
@@ -437,6 +446,8 @@ class Pool:
 
     def add_cached(self, packages: Iterable[Package]) -> None:
         """Add the cache's ``installed`` index (non-repository packages kept in the cache)."""
+        if not self._finished:
+            self._unlist()
         pkgs = list(packages)
         self._sources.append(("pkgs", pkgs))
         for pkg in pkgs:
@@ -448,7 +459,7 @@ class Pool:
     def add_repository(
         self,
         url: str,
-        packages: Iterable[Package] | None,
+        packages: Iterable[Package] | IndexTable | None,
         *,
         tags: Sequence[str | None] = (None,),
         available: bool = True,
@@ -458,9 +469,10 @@ class Pool:
         """Add one configured repository (its packages, or None if it could not be read).
 
         A repository URL given twice is one repository carrying both tags, as in apk.
-        ``names``, when known (the index cache keeps it), is every name the packages
-        mention in the order apk creates them. Returns the repository's index (its bit in
-        the candidates' ``repos``).
+        ``packages`` may be the index's :class:`IndexTable`: its candidates are then made
+        only when asked for. ``names``, when known, is every name the packages mention in
+        the order apk creates them (a table knows its own). Returns the repository's index
+        (its bit in the candidates' ``repos``).
         """
         mask = 0
         for tag in tags:
@@ -483,52 +495,27 @@ class Pool:
             self._available_repos |= bit
         if local:
             self._local_repos |= bit
-        prepared = _prepared_for(packages)
-        pkgs = list(packages)
-        self._sources.append(("pkgs", pkgs) if names is None else ("names", names))
-        with _gc_paused():
-            if prepared is None:
+        self._repo_providers = None  # worked out again when asked
+        if isinstance(packages, IndexTable) and not self._finished:
+            self._sources.append(("names", packages.names))
+            self._listed.append(_Listed(packages, bit))
+        else:
+            if not self._finished:
+                self._unlist()
+            if isinstance(packages, IndexTable):
+                names = packages.names
+                packages = packages.packages()
+            pkgs = list(packages)
+            self._sources.append(("pkgs", pkgs) if names is None else ("names", names))
+            with _gc_paused():
                 self._add_listed(pkgs, bit)
-            else:
-                self._add_prepared(pkgs, bit, *prepared)
         self._allow(index, mask)
         return index
 
     def _add_listed(self, pkgs: list[Package], bit: int) -> None:
-        self._repo_providers = None  # worked out again when asked
         for pkg in pkgs:
             norm, uninstallable = normalize_index_package(pkg, self.compat)
             entry = self._add(norm, uninstallable)
-            if type(entry) is _Entry:
-                entry.repos |= bit
-
-    def _add_prepared(
-        self, pkgs: list[Package], bit: int, identities: Sequence[bytes], plain: bytes
-    ) -> None:
-        """:meth:`_add_listed` with :func:`prepare_index`'s answers at hand."""
-        self._repo_providers = None
-        by_identity = self._by_identity
-        entries = self._entries
-        arches = self.arches
-        finished = self._finished
-        for pkg, ident, as_is in zip(pkgs, identities, plain, strict=True):
-            if not as_is:
-                norm, uninstallable = normalize_index_package(pkg, self.compat)
-                entry = self._add(norm, uninstallable, ident=ident)
-                if type(entry) is _Entry:
-                    entry.repos |= bit
-                continue
-            entry = by_identity.get(ident) if ident else None
-            if entry is None:
-                if not ident or finished:
-                    entry = self._add(pkg, False, ident=ident)
-                    if entry is None:
-                        continue
-                else:
-                    arch = pkg.arch
-                    entry = _Entry(pkg, ident, not (not arch or arch in arches or arch == "noarch"))
-                    by_identity[ident] = entry
-                    entries.append(entry)
             if type(entry) is _Entry:
                 entry.repos |= bit
 
@@ -552,7 +539,77 @@ class Pool:
     def finish(self) -> None:
         """Freeze the candidates and build the provider lists (apk's "open complete")."""
         with _gc_paused():
+            if self._listed:
+                self._merge_listed()
             self._finish()
+
+    def _merge_listed(self) -> None:
+        """What the tables cannot know: packages they share with the entries or with each
+        other (one candidate, several repository bits), and apk's reading flags."""
+        for listed in self._listed:
+            table = listed.table
+            for i in table.unplain():
+                listed.normalized[i] = normalize_index_package(table.package(i), self.compat)
+        if not self._by_identity and len(self._listed) == 1:
+            return  # nothing to share with
+        earlier: dict[bytes, tuple[_Listed, int]] = {}
+        for listed in self._listed:
+            table = listed.table
+            for ident, i in table.identities().items():
+                entry = self._by_identity.get(ident)
+                if entry is not None:
+                    if type(entry) is _Entry:
+                        entry.repos |= listed.bit
+                    if not self._same_names(entry.package, listed, i):
+                        self._unlist()  # the tables would list what the entry does not
+                        return
+                    listed.merged[i] = entry
+                    continue
+                first = earlier.get(ident)
+                if first is None:
+                    earlier[ident] = (listed, i)
+                    continue
+                owner, at = first
+                if not self._same_names(self._listed_package(owner, at), listed, i):
+                    self._unlist()
+                    return
+                owner.extra_bits[at] = owner.extra_bits.get(at, 0) | listed.bit
+                listed.merged[i] = first
+
+    def _listed_package(self, listed: _Listed, i: int) -> Package:
+        found = listed.normalized.get(i)
+        return found[0] if found is not None else listed.table.package(i)
+
+    def _same_names(self, pkg: Package, listed: _Listed, i: int) -> bool:
+        """Whether package ``i`` of ``listed`` adds nothing to the tables that ``pkg`` (the
+        entry it is merged into) would not."""
+        other = self._listed_package(listed, i)
+        if other is pkg:
+            return True
+        return (
+            pkg.name == other.name
+            and pkg.version == other.version
+            and pkg.provides == other.provides
+            and [d.name for d in pkg.depends] == [d.name for d in other.depends]
+            and [d.name for d in pkg.install_if] == [d.name for d in other.install_if]
+        )
+
+    def _candidate(self, listed: _Listed, i: int) -> Candidate:
+        """The candidate of package ``i`` of a listed repository (made once)."""
+        cand = listed.cands[i]
+        if cand is None:
+            found = listed.normalized.get(i)
+            if found is not None:
+                pkg, uninstallable = found
+            else:
+                pkg, uninstallable = listed.table.package(i), False
+            arch = pkg.arch
+            if arch and arch not in self.arches and arch != "noarch":
+                uninstallable = True
+            entry = _Entry(pkg, listed.table.identity(i), uninstallable)
+            entry.repos = listed.bit | listed.extra_bits.get(i, 0)
+            cand = listed.cands[i] = _freeze(entry)
+        return cand
 
     def _finish(self) -> None:
         # One pass builds the provider lists and (as apk does while reading indexes) the
@@ -604,16 +661,21 @@ class Pool:
     def _register_late(self, e: _Entry | Candidate) -> None:
         cand = _freeze(e)
         pkg = e.package
-        self._providers.setdefault(pkg.name, []).append((cand, pkg.version))
+        table = self._late_providers if self._listed else self._providers
+        table.setdefault(pkg.name, []).append((cand, pkg.version))
         for d in pkg.provides:
-            self._providers.setdefault(d.name, []).append((cand, d.version))
+            table.setdefault(d.name, []).append((cand, d.version))
         names = [pkg.name] + [d.name for d in pkg.provides]
-        for deps, table in (
+        for n in names:
+            self._provider_memo.pop(n, None)
+        self._creation = None
+        self._iif_names = None
+        for deps, late in (
             (pkg.depends, self._late_rdepends),
             (pkg.install_if, self._late_rinstall_if),
         ):
             for d in deps:
-                lst = table.setdefault(d.name, [])
+                lst = late.setdefault(d.name, [])
                 for n in names:
                     if n not in lst:
                         lst.append(n)
@@ -639,18 +701,45 @@ class Pool:
         return self._tag_repos
 
     def providers(self, name: str) -> Sequence[tuple[Candidate, str | None]]:
-        return self._providers.get(name, ())
+        if not self._listed:
+            return self._providers.get(name, ())
+        found = self._provider_memo.get(name)
+        if found is None:
+            found = list(self._providers.get(name, ()))
+            for listed in self._listed:
+                j = listed.table.index_of(name)
+                if j is None:
+                    continue
+                pairs = listed.table.providers_of(j)
+                merged = listed.merged
+                for at in range(0, len(pairs), 2):
+                    i = pairs[at]
+                    if i in merged:
+                        continue
+                    cand = listed.cands[i] or self._candidate(listed, i)
+                    k = pairs[at + 1]
+                    pkg = cand.package
+                    found.append((cand, pkg.version if k == 0 else pkg.provides[k - 1].version))
+            found += self._late_providers.get(name, ())
+            self._provider_memo[name] = found
+        return found
 
     def installed(self) -> Sequence[Candidate]:
         return self._installed_cands
 
     def has_name(self, name: str) -> bool:
         """Whether apk would know ``name`` (it was mentioned anywhere)."""
-        if name in self._providers:
+        if name in self._providers or name in self._late_providers:
+            return True
+        if any(listed.table.index_of(name) is not None for listed in self._listed):
             return True
         return name in self._creation_order()
 
     def has_repository_providers(self, name: str) -> bool:
+        for listed in self._listed:
+            j = listed.table.index_of(name)
+            if j is not None and listed.table.has_providers(j):
+                return True
         names = self._repo_providers
         if names is None:
             names = set()
@@ -662,7 +751,15 @@ class Pool:
         return name in names
 
     def candidates(self) -> Iterable[Candidate]:
+        late = set(map(id, self._late))
         for e in self._entries:
+            if type(e) is Candidate and id(e) not in late:
+                yield e
+        for listed in self._listed:
+            for i in range(len(listed.table)):
+                if not listed.table.flags(i) & SKIPPED and i not in listed.merged:
+                    yield self._candidate(listed, i)
+        for e in self._late:
             if type(e) is Candidate:
                 yield e
 
@@ -692,53 +789,51 @@ class Pool:
             self._reviif = reviif
         return self._revdeps, self._reviif
 
-    def _ordered(self, cands: Sequence[Candidate]) -> list[str]:
-        if len(cands) == 1 and not cands[0].package.provides:
-            return [cands[0].package.name]
+    @staticmethod
+    def _names_of(cands: Sequence[Candidate]) -> dict[str, None]:
         names: dict[str, None] = {}
         for cand in cands:
             pkg = cand.package
             names[pkg.name] = None
             if pkg.provides:
                 names.update(dict.fromkeys(map(_name_of, pkg.provides)))
-        if len(names) == 1:
-            return list(names)
-        # apk's name table order: by bucket, and within a bucket the most recently
-        # created name first; one integer key per name says both
-        keys = self._order_table()
-        try:
-            return sorted(names, key=keys.__getitem__)
-        except KeyError:  # a name not hashed yet, or one missing from the creation order
-            pass
-        creation = self._creation_order()
-        for n in names:
-            if n not in keys:
+        return names
+
+    def _ordered(self, cands: Sequence[Candidate]) -> list[str]:
+        if len(cands) == 1 and not cands[0].package.provides:
+            return [cands[0].package.name]
+        return self._table_order(self._names_of(cands))
+
+    def _table_order(self, names: Iterable[str]) -> list[str]:
+        """``names`` in apk's name table order: by bucket, and within a bucket the most
+        recently created name first (one integer key per name says both)."""
+        keys = self._order_keys
+        creation: dict[str, int] | None = None
+        missing = [n for n in names if n not in keys]
+        if missing:
+            creation = self._creation_order()
+            for n in missing:
                 index = creation.get(n)
                 if index is None:  # added late
                     return self._ordered_unknown(names)
-                keys[n] = (bucket_of(n) << 32) - index
+                keys[n] = (self._bucket(n) << 32) - index
         return sorted(names, key=keys.__getitem__)
 
-    def _order_table(self) -> dict[str, int]:
-        """The sort keys in apk's name table of the names whose bucket is known already
-        (the index cache brings its names' buckets); :meth:`_ordered` adds the others
-        when it first sorts them. Hashing every name of a big index up front would cost
-        more than the solve: one solve sorts about half of them."""
-        keys = self._order_keys
-        if keys is None:
-            buckets = _BUCKETS
-            keys = {}
-            for n, index in self._creation_order().items():
-                bucket = buckets.get(n)
-                if bucket is not None:
-                    keys[n] = (bucket << 32) - index
-            self._order_keys = keys
-        return keys
+    def _bucket(self, name: str) -> int:
+        bucket = _BUCKETS.get(name)
+        if bucket is None:
+            for listed in self._listed:
+                j = listed.table.index_of(name)
+                if j is not None:
+                    bucket = _BUCKETS[name] = listed.table.bucket(j)
+                    return bucket
+            bucket = bucket_of(name)
+        return bucket
 
     def _ordered_unknown(self, names: Iterable[str]) -> list[str]:
         """:meth:`_ordered` when a name is missing from the creation order (added late)."""
         order = self._creation_order()
-        keyed = sorted((bucket_of(n), n) for n in names)
+        keyed = sorted((self._bucket(n), n) for n in names)
         for i in range(1, len(keyed)):
             if keyed[i][0] == keyed[i - 1][0]:
                 keyed.sort(key=lambda k: (k[0], -order.get(k[1], 0)))
@@ -746,71 +841,140 @@ class Pool:
         return [n for _, n in keyed]
 
     def _reverse(
-        self, name: str, table: dict[str, list[Candidate]], late: dict[str, list[str]]
+        self,
+        name: str,
+        table: dict[str, list[Candidate]],
+        late: dict[str, list[str]],
+        rdepends: bool,
     ) -> Sequence[str]:
         found = table.get(name)
-        if found is None and not late:
-            return ()
+        parts: list[tuple[int, memoryview]] = []
+        for r, listed in enumerate(self._listed):
+            j = listed.table.index_of(name)
+            if j is not None:
+                arr = listed.table.rdepends_of(j) if rdepends else listed.table.rinstall_if_of(j)
+                if arr:
+                    parts.append((r, arr))
         extra = late.get(name) if late else None
-        if found is None and extra is None:
+        if found is None and extra is None and not parts:
             return ()
-        out = self._ordered(found or ())
+        if not parts:
+            out = self._ordered(found or ())
+        elif len(parts) == 1 and (found is None or self._within(found, parts[0])):
+            out = self._listed_order(*parts[0])
+        else:
+            every: dict[str, None] = self._names_of(found or ())
+            for r, arr in parts:
+                every.update(dict.fromkeys(map(self._listed[r].table.names.__getitem__, arr)))
+            out = self._table_order(every)
         for n in extra or ():
             if n not in out:
                 out.append(n)
         return out
 
+    def _within(self, cands: Sequence[Candidate], part: tuple[int, memoryview]) -> bool:
+        """Whether the entries' names are all in a table's list already."""
+        r, arr = part
+        listed = set(map(self._listed[r].table.names.__getitem__, arr))
+        return self._names_of(cands).keys() <= listed
+
+    def _listed_order(self, r: int, arr: memoryview) -> list[str]:
+        """A table's reverse list (sorted for the index read alone) in this pool's order:
+        names created before the table's index was read go last in their buckets."""
+        table = self._listed[r].table
+        names = list(map(table.names.__getitem__, arr))
+        early = self._early_names(r)
+        if early and not early.keys().isdisjoint(names):
+            later = len(early)
+            bucket = table.bucket
+            keys = [
+                (bucket(j) << 32) - early.get(n, later + j) for j, n in zip(arr, names, strict=True)
+            ]
+            names = [n for _, n in sorted(zip(keys, names, strict=True))]
+        return names
+
+    def _early_names(self, r: int) -> dict[str, int]:
+        """The names created before listed repository ``r``'s index, in creation order."""
+        early = self._early.get(r)
+        if early is None:
+            seen = 0
+            sources = []
+            for kind, payload in self._sources:
+                if kind == "names" and any(payload is lst.table.names for lst in self._listed):
+                    if seen == r:
+                        break
+                    seen += 1
+                sources.append((kind, payload))
+            early = self._early[r] = self._creation_of(sources, ())
+        return early
+
     def rdepends(self, name: str) -> Sequence[str]:
         revdeps = self._revdeps
         if revdeps is None:
             revdeps = self._reverse_maps()[0]
-        if name not in revdeps and not self._late_rdepends:
+        if not self._listed and name not in revdeps and not self._late_rdepends:
             return ()
-        return self._reverse(name, revdeps, self._late_rdepends)
+        return self._reverse(name, revdeps, self._late_rdepends, True)
 
     def rinstall_if(self, name: str) -> Sequence[str]:
         reviif = self._reviif
         if reviif is None:
             reviif = self._reverse_maps()[1]
-        if name not in reviif and not self._late_rinstall_if:
+        if (
+            name not in reviif
+            and not self._late_rinstall_if
+            and (not self._listed or name not in self.install_if_names())
+        ):
             return ()  # most names: asked once each while the solver discovers
-        return self._reverse(name, reviif, self._late_rinstall_if)
+        return self._reverse(name, reviif, self._late_rinstall_if, False)
 
     def install_if_names(self) -> set[str]:
         """Every name some package has in its install_if."""
-        reviif = self._reviif
-        if reviif is None:
-            reviif = self._reverse_maps()[1]
-        return reviif.keys() | self._late_rinstall_if.keys()
+        names = self._iif_names
+        if names is None:
+            reviif = self._reviif
+            if reviif is None:
+                reviif = self._reverse_maps()[1]
+            names = set(reviif.keys() | self._late_rinstall_if.keys())
+            for listed in self._listed:
+                names.update(listed.table.install_if_names())
+            self._iif_names = names
+        return names
 
     def all_names(self) -> list[str]:
         """Every known name in apk's hash-table order (for ``*`` patterns)."""
         order = self._creation_order()
-        return [n for _, _, n in sorted((bucket_of(n), -i, n) for n, i in order.items())]
+        return [n for _, _, n in sorted((self._bucket(n), -i, n) for n, i in order.items())]
 
     def _creation_order(self) -> dict[str, int]:
         """The order apk creates names in: world, installed, cache, repositories; within
         a package P, then D, p, i and r names."""
         if self._creation is None:
-            # every mention in order; the first one of a name fixes its place
-            seq: list[str] = []
-            add = seq.append
-            extend = seq.extend
-            for kind, payload in self._sources:
-                if kind == "world":
-                    extend(map(_name_of, payload))  # type: ignore[call-overload]
-                    continue
-                if kind == "names":
-                    extend(payload)  # type: ignore[arg-type]
-                    continue
-                for pkg in payload:  # type: ignore[attr-defined]
-                    add(pkg.name)
-                    for deps in (pkg.depends, pkg.provides, pkg.install_if, pkg.replaces):
-                        if deps:
-                            extend(map(_name_of, deps))
-            for e in self._late:
-                add(e.package.name)
-                for deps in (e.package.depends, e.package.provides, e.package.install_if):
-                    extend(map(_name_of, deps))
-            self._creation = dict(zip(dict.fromkeys(seq), count()))
+            self._creation = self._creation_of(self._sources, self._late)
         return self._creation
+
+    @staticmethod
+    def _creation_of(
+        sources: Iterable[tuple[str, object]], late: Iterable[_Entry | Candidate]
+    ) -> dict[str, int]:
+        # every mention in order; the first one of a name fixes its place
+        seq: list[str] = []
+        add = seq.append
+        extend = seq.extend
+        for kind, payload in sources:
+            if kind == "world":
+                extend(map(_name_of, payload))  # type: ignore[call-overload]
+                continue
+            if kind == "names":
+                extend(payload)  # type: ignore[arg-type]
+                continue
+            for pkg in payload:  # type: ignore[attr-defined]
+                add(pkg.name)
+                for deps in (pkg.depends, pkg.provides, pkg.install_if, pkg.replaces):
+                    if deps:
+                        extend(map(_name_of, deps))
+        for e in late:
+            add(e.package.name)
+            for deps in (e.package.depends, e.package.provides, e.package.install_if):
+                extend(map(_name_of, deps))
+        return dict(zip(dict.fromkeys(seq), count()))

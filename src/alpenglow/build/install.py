@@ -305,7 +305,7 @@ def _open_pool(
     cache_dir: Path,
 ) -> _Opened:
     """The package universe in apk's order: world, installed packages, repositories."""
-    from alpenglow.apk.pool import Pool, remember_buckets
+    from alpenglow.apk.pool import Pool
 
     pool = Pool((request.arch,))
     pool.note_world(world)
@@ -366,14 +366,12 @@ def _open_pool(
         from alpenglow.apk.index_cache import LoadedIndex
 
         assert isinstance(loaded, LoadedIndex)
-        remember_buckets(loaded.names, loaded.buckets)
         index = pool.add_repository(
             repo.url,
-            loaded.archive.packages,
+            loaded.table,
             tags=(repo.tag,),
             available=True,
             local=not repo.remote,
-            names=loaded.names,
         )
         by_index.setdefault(index, repo)
     pool.finish()

@@ -27,7 +27,7 @@ from alpenglow.apk.changeset import (
     summary_line,
 )
 from alpenglow.apk.index_cache import default_directory
-from alpenglow.apk.pool import Pool, remember_buckets
+from alpenglow.apk.pool import Pool
 from alpenglow.apk.repository import (
     Repository,
     RepositoryError,
@@ -44,6 +44,7 @@ from alpenglow.errors import AlpenglowError, DatabaseError
 if TYPE_CHECKING:
     from alpenglow.apk.database import InstalledPackage
     from alpenglow.apk.dependency import Dependency
+    from alpenglow.apk.index_table import IndexTable
     from alpenglow.apk.repository import Repository
     from alpenglow.cli.apk import ApkContext
     from alpenglow.cli.apk._remote import NetworkRepositories
@@ -377,18 +378,15 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
             index_path = str(cache_dir / cache_file_name(repo.url))
         elif remote:
             action = "fetching"
-        packages = None
-        names = None
+        packages: IndexTable | None = None
         description = None
         digest: str | None = None
         if network is not None and network.handles(repo):  # http(s): apk's warnings
             loaded = network.load(repo)
             if loaded is not None:
-                packages = loaded.archive.packages
-                names = loaded.names
-                description = loaded.archive.description
+                packages = loaded.table
+                description = loaded.description
                 digest = loaded.digest
-                remember_buckets(loaded.names, loaded.buckets)
         elif index_path is None:
             out.warn(f"{action} {repo.url}: Protocol not supported")
         else:
@@ -403,11 +401,9 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
             except RepositoryError as exc:
                 out.warn(f"{action} {repo.url}: {exc.reason}")
             else:
-                packages = loaded.archive.packages
-                names = loaded.names
-                description = loaded.archive.description
+                packages = loaded.table
+                description = loaded.description
                 digest = loaded.digest
-                remember_buckets(loaded.names, loaded.buckets)
         if packages is None and remote and not is_network_url(repo.url):
             unavailable += 1
         descriptions.append((repo, description))
@@ -423,7 +419,6 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
             tags=(repo.tag,),
             available=available,
             local=not remote,
-            names=names,
         )
     pool.finish()
     # The pool and its records live until the process ends: take them out of the cyclic

@@ -1,0 +1,434 @@
+"""One repository index as tables: what the pool asks about a name, answered without a
+record for every package.
+
+A solve looks at a few hundred of an index's thousands of packages, and what it asks is
+per name: who provides it, which names depend on it, which have it in their install_if.
+:class:`IndexTable` answers those questions from integer tables worked out once from the
+index alone (:meth:`IndexTable.build`), and decodes a package's record only when it is
+asked for one. The index cache (:mod:`alpenglow.apk.index_cache`) stores a table as a few
+byte strings (:meth:`IndexTable.dump`), so loading a cached index makes almost no objects.
+
+What the tables hold, per index-local name number ``j`` (names in the order apk creates
+them while reading the index):
+
+* providers: pairs (package number, 0 for the package's own name or ``k + 1`` for its
+  ``k``-th provides), in index order;
+* reverse dependencies and reverse install_if: the numbers of the names of the packages
+  (own name and provides) that depend on ``j``, or have it in their install_if, sorted in
+  apk's name-table order for this index read alone (bucket, then the most recently created
+  name first). A pool in which some of these names were created earlier re-sorts them
+  (:meth:`alpenglow.apk.pool.Pool.rdepends`).
+
+Only packages that are pool entries count: a package without an identity is not one, and
+a second package with an identity seen before in the index is the first one again (apk
+merges them). The tables are made from the packages as apk reads them
+(:func:`alpenglow.apk.pool.normalize_index_package`); :meth:`IndexTable.package` returns
+the record as listed, and the pool normalises the few that need it.
+"""
+
+from __future__ import annotations
+
+import marshal
+import sys
+from array import array
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from alpenglow.apk.dependency import Dependency
+from alpenglow.apk.index import Package
+from alpenglow.apk.solver import identity_key
+from alpenglow.apk.version import Op
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ["PLAIN", "SKIPPED", "IndexTable"]
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+PLAIN = 1
+"""Package flag: apk reads the package exactly as listed (nothing to normalise or flag)."""
+SKIPPED = 2
+"""Package flag: not a pool entry of its own (no identity, or one listed earlier)."""
+
+_IDENTITY = 20  # bytes of an identity key; a package without one stores zeros
+_FIELDS: tuple[str, ...] = Package.__slots__
+_DEP_FIELDS = frozenset({"depends", "provides", "install_if", "replaces"})
+_DEP_AT = tuple(i for i, f in enumerate(_FIELDS) if f in _DEP_FIELDS)
+_LAYOUT = (sys.byteorder, array("I").itemsize, _FIELDS)
+
+
+class _DependencyShell:
+    """A mutable twin of :class:`Dependency` (same slots), re-labelled once filled in: a
+    frozen dataclass sets each field through ``object.__setattr__``, which is slow."""
+
+    __slots__ = Dependency.__slots__
+
+    def __init__(
+        self, name: str, op: Op, version: str | None, conflict: bool, tag: str | None
+    ) -> None:
+        self.name = name
+        self.op = op
+        self.version = version
+        self.conflict = conflict
+        self.tag = tag
+        self.__class__ = Dependency  # type: ignore[assignment]
+
+
+class _PackageShell:
+    """A mutable twin of :class:`Package`, like :class:`_DependencyShell` (its arguments
+    are the fields in slot order)."""
+
+    __slots__ = _FIELDS
+
+    def __init__(
+        self,
+        name: object,
+        version: object,
+        checksum: object,
+        arch: object,
+        size: object,
+        installed_size: object,
+        description: object,
+        url: object,
+        license: object,
+        origin: object,
+        maintainer: object,
+        build_time: object,
+        commit: object,
+        provider_priority: object,
+        depends: object,
+        provides: object,
+        install_if: object,
+        replaces: object,
+        replaces_priority: object,
+        tags: object,
+        repository_tag: object,
+        flags: object,
+        uninstallable: object,
+        extra: object,
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.checksum = checksum
+        self.arch = arch
+        self.size = size
+        self.installed_size = installed_size
+        self.description = description
+        self.url = url
+        self.license = license
+        self.origin = origin
+        self.maintainer = maintainer
+        self.build_time = build_time
+        self.commit = commit
+        self.provider_priority = provider_priority
+        self.depends = depends
+        self.provides = provides
+        self.install_if = install_if
+        self.replaces = replaces
+        self.replaces_priority = replaces_priority
+        self.tags = tags
+        self.repository_tag = repository_tag
+        self.flags = flags
+        self.uninstallable = uninstallable
+        self.extra = extra
+        self.__class__ = Package  # type: ignore[assignment]
+
+
+_OPS: dict[int, Op] = {}
+
+
+def _op(value: int) -> Op:
+    op = _OPS.get(value)
+    if op is None:
+        op = _OPS[value] = Op(value)
+    return op
+
+
+def _encode(pkg: Package) -> bytes:
+    values: list[Any] = [getattr(pkg, f) for f in _FIELDS]
+    for at in _DEP_AT:
+        deps: tuple[Dependency, ...] = values[at]
+        values[at] = tuple((d.name, int(d.op), d.version, d.conflict, d.tag) for d in deps)
+    return marshal.dumps(tuple(values))
+
+
+def _decode(blob: bytes | memoryview) -> Package:
+    values = list(marshal.loads(blob))
+    for at in _DEP_AT:
+        values[at] = tuple(
+            _DependencyShell(name, _op(op), version, conflict, tag)
+            for name, op, version, conflict, tag in values[at]
+        )
+    return _PackageShell(*values)  # type: ignore[return-value]
+
+
+def _ints(values: Sequence[int] | array[int]) -> bytes:
+    return array("I", values).tobytes()
+
+
+def _flatten(lists: Sequence[Sequence[int]]) -> tuple[bytes, bytes]:
+    offsets = [0]
+    data: array[int] = array("I")
+    for lst in lists:
+        data.extend(lst)
+        offsets.append(len(data))
+    return _ints(offsets), data.tobytes()
+
+
+class IndexTable:
+    """The packages of one index and, per name, its providers and reverse lists."""
+
+    __slots__ = (
+        "_buckets",
+        "_flags",
+        "_identities",
+        "_iif",
+        "_index",
+        "_made",
+        "_offsets",
+        "_prov",
+        "_prov_at",
+        "_rdep",
+        "_rdep_at",
+        "_records",
+        "_riif",
+        "_riif_at",
+        "names",
+    )
+
+    names: tuple[str, ...]
+    """Every name the index mentions, in the order apk creates them while reading it."""
+
+    def __init__(
+        self,
+        names: tuple[str, ...],
+        buckets: bytes,
+        flags: bytes,
+        identities: bytes,
+        records: Sequence[Package] | tuple[bytes, bytes],
+        tables: tuple[bytes, bytes, bytes, bytes, bytes, bytes, bytes],
+    ) -> None:
+        """Internal: use :meth:`build` or :meth:`load`."""
+        count = len(flags)
+        self.names = names
+        self._buckets = memoryview(buckets).cast("I")
+        self._flags = flags
+        self._identities = identities
+        if isinstance(records, tuple) and len(records) == 2 and isinstance(records[1], bytes):
+            offsets, blob = records
+            self._offsets = memoryview(offsets).cast("I")
+            self._records: bytes | None = blob
+            self._made: list[Package | None] = [None] * count
+        else:
+            self._offsets = memoryview(b"").cast("I")
+            self._records = None
+            self._made = list(records)
+        prov_at, prov, rdep_at, rdep, riif_at, riif, iif = tables
+        self._prov_at = memoryview(prov_at).cast("I")
+        self._prov = memoryview(prov).cast("I")
+        self._rdep_at = memoryview(rdep_at).cast("I")
+        self._rdep = memoryview(rdep).cast("I")
+        self._riif_at = memoryview(riif_at).cast("I")
+        self._riif = memoryview(riif).cast("I")
+        self._iif = memoryview(iif).cast("I")
+        self._index: dict[str, int] | None = None
+        n = len(names)
+        sizes_ok = (
+            len(self._buckets) == n
+            and len(identities) == _IDENTITY * count
+            and len(self._made) == count
+            and all(len(at) == n + 1 for at in (self._prov_at, self._rdep_at, self._riif_at))
+            and self._prov_at[n] == len(self._prov)
+            and self._rdep_at[n] == len(self._rdep)
+            and self._riif_at[n] == len(self._riif)
+            and (self._records is None or len(self._offsets) == count + 1)
+            and (self._records is None or self._offsets[count] == len(self._records))
+        )
+        if not sizes_ok:
+            raise ValueError("index table parts do not fit together")
+
+    # -- making ----------------------------------------------------------------------------
+
+    @classmethod
+    def build(cls, packages: Sequence[Package], names: Sequence[str]) -> IndexTable:
+        """The tables of ``packages`` (parsed from one index); ``names`` are the index's
+        names in apk's creation order (every name any package mentions)."""
+        from alpenglow.apk.pool import Compat, bucket_of, normalize_index_package
+
+        index = {n: j for j, n in enumerate(names)}
+        buckets = [bucket_of(n) for n in names]
+        flags = bytearray(len(packages))
+        identities = bytearray()
+        seen: set[bytes] = set()
+        prov: list[list[int]] = [[] for _ in names]
+        rdep: list[set[int]] = [set() for _ in names]
+        riif: list[set[int]] = [set() for _ in names]
+        fresh = Compat()
+        for i, raw in enumerate(packages):
+            ident = identity_key(raw.checksum)
+            identities += ident or bytes(_IDENTITY)
+            compat = Compat()
+            pkg, uninstallable = normalize_index_package(raw, compat)
+            if pkg is raw and not uninstallable and compat == fresh:
+                flags[i] |= PLAIN
+            if not ident or ident in seen:
+                flags[i] |= SKIPPED
+                continue
+            seen.add(ident)
+            own = [index[pkg.name]]
+            prov[own[0]] += (i, 0)
+            for k, d in enumerate(pkg.provides, 1):
+                at = index[d.name]
+                own.append(at)
+                prov[at] += (i, k)
+            for d in pkg.depends:
+                rdep[index[d.name]].update(own)
+            for d in pkg.install_if:
+                riif[index[d.name]].update(own)
+
+        def local_order(found: set[int]) -> list[int]:
+            return sorted(found, key=lambda j: (buckets[j] << 32) - j)
+
+        tables = (
+            *_flatten(prov),
+            *_flatten([local_order(s) for s in rdep]),
+            *_flatten([local_order(s) for s in riif]),
+            _ints([j for j, s in enumerate(riif) if s]),
+        )
+        return cls(
+            tuple(names),
+            _ints(buckets),
+            bytes(flags),
+            bytes(identities),
+            tuple(packages),
+            tables,
+        )
+
+    def dump(self) -> tuple[Any, ...]:
+        """The table as plain values for ``marshal`` (see :meth:`load`)."""
+        if self._records is None:
+            blobs = [_encode(self.package(i)) for i in range(len(self._flags))]
+            offsets = [0]
+            for blob in blobs:
+                offsets.append(offsets[-1] + len(blob))
+            records = (_ints(offsets), b"".join(blobs))
+        else:
+            records = (self._offsets.tobytes(), self._records)
+        tables = tuple(
+            view.tobytes()
+            for view in (
+                self._prov_at,
+                self._prov,
+                self._rdep_at,
+                self._rdep,
+                self._riif_at,
+                self._riif,
+                self._iif,
+            )
+        )
+        return (
+            _LAYOUT,
+            self.names,
+            self._buckets.tobytes(),
+            self._flags,
+            self._identities,
+            records,
+            tables,
+        )
+
+    @classmethod
+    def load(cls, dumped: object) -> IndexTable:
+        """A table from :meth:`dump`'s values. Raises ValueError (or another exception)
+        when they are not such values."""
+        if not isinstance(dumped, tuple) or len(dumped) != 7 or dumped[0] != _LAYOUT:
+            raise ValueError("not an index table of this layout")
+        _, names, buckets, flags, identities, records, tables = dumped
+        if not isinstance(names, tuple) or not all(type(n) is str for n in names):
+            raise ValueError("bad names")
+        if not isinstance(records, tuple) or len(records) != 2:
+            raise ValueError("bad records")
+        if not all(isinstance(b, bytes) for b in (buckets, flags, identities, *records)):
+            raise ValueError("bad parts")
+        if not isinstance(tables, tuple) or len(tables) != 7:
+            raise ValueError("bad tables")
+        if not all(isinstance(t, bytes) for t in tables):
+            raise ValueError("bad tables")
+        return cls(names, buckets, flags, identities, records, tables)
+
+    # -- packages --------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._flags)
+
+    def package(self, i: int) -> Package:
+        """Package ``i`` as the index lists it (decoded on first use)."""
+        pkg = self._made[i]
+        if pkg is None:
+            records = self._records
+            assert records is not None
+            pkg = self._made[i] = _decode(records[self._offsets[i] : self._offsets[i + 1]])
+        return pkg
+
+    def packages(self) -> tuple[Package, ...]:
+        """Every package, in index order."""
+        return tuple(map(self.package, range(len(self._flags))))
+
+    def flags(self, i: int) -> int:
+        """:data:`PLAIN` and :data:`SKIPPED` bits of package ``i``."""
+        return self._flags[i]
+
+    def unplain(self) -> Iterator[int]:
+        """The packages apk does not read exactly as listed (normalised by the pool)."""
+        for i, flag in enumerate(self._flags):
+            if not flag & PLAIN:
+                yield i
+
+    def identity(self, i: int) -> bytes:
+        """Package ``i``'s identity key (:func:`~alpenglow.apk.solver.identity_key`)."""
+        return self._identities[_IDENTITY * i : _IDENTITY * (i + 1)]
+
+    def identities(self) -> Mapping[bytes, int]:
+        """Identity key -> number of the package that is the pool entry for it."""
+        out: dict[bytes, int] = {}
+        ids = self._identities
+        for i, flag in enumerate(self._flags):
+            if not flag & SKIPPED:
+                out[ids[_IDENTITY * i : _IDENTITY * (i + 1)]] = i
+        return out
+
+    # -- names -----------------------------------------------------------------------------
+
+    def index_of(self, name: str) -> int | None:
+        """The local number of ``name``, None if the index does not mention it."""
+        index = self._index
+        if index is None:
+            index = self._index = dict(zip(self.names, range(len(self.names)), strict=True))
+        return index.get(name)
+
+    def bucket(self, j: int) -> int:
+        """Name ``j``'s bucket in apk's name hash table."""
+        return self._buckets[j]
+
+    def providers_of(self, j: int) -> memoryview:
+        """Flat pairs (package number, 0 or provides position + 1) providing name ``j``."""
+        return self._prov[self._prov_at[j] : self._prov_at[j + 1]]
+
+    def has_providers(self, j: int) -> bool:
+        return self._prov_at[j + 1] > self._prov_at[j]
+
+    def rdepends_of(self, j: int) -> memoryview:
+        """Local numbers of the names whose packages depend on name ``j``, in order."""
+        return self._rdep[self._rdep_at[j] : self._rdep_at[j + 1]]
+
+    def rinstall_if_of(self, j: int) -> memoryview:
+        """Like :meth:`rdepends_of`, for install_if."""
+        return self._riif[self._riif_at[j] : self._riif_at[j + 1]]
+
+    def install_if_names(self) -> list[str]:
+        """The names some package has in its install_if."""
+        names = self.names
+        return [names[j] for j in self._iif]
