@@ -20,8 +20,8 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 
+from alpenglow._record import record
 from alpenglow.errors import ArchiveError
 
 __all__ = [
@@ -72,7 +72,7 @@ _ZERO_BLOCK = bytes(BLOCK)
 # gzip
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class GzipMember:
     """One gzip member: where it sits in the file, its exact bytes, and what it holds."""
 
@@ -159,7 +159,7 @@ def gzip_member(payload: bytes, level: int = 9) -> bytes:
 # tar
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TarEntry:
     """One tar entry, as read or to be written.
 

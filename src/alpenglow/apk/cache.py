@@ -39,9 +39,10 @@ import re
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
+from alpenglow._record import record
 from alpenglow.apk.repository import cache_file_name
 
 __all__ = ["Cache", "EntryMeta", "default_cache_dir", "package_file_name"]
@@ -88,7 +89,7 @@ def package_file_name(name: str, version: str, identity: str) -> str:
     return f"{stem}.{digest}.apk"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EntryMeta:
     """What is recorded beside an entry: where it came from and how to recognise it."""
 

@@ -28,9 +28,9 @@ import fnmatch
 import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from enum import Enum
 
+from alpenglow._record import record
 from alpenglow.apk import version
 from alpenglow.apk.database import InstalledPackage
 from alpenglow.apk.dependency import Dependency
@@ -63,7 +63,7 @@ def __dir__() -> list[str]:
 # Inputs
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RepositoryIndex:
     """One repository line and what its index holds, as the catalog needs it.
 
@@ -87,7 +87,7 @@ class RepositoryIndex:
 # The catalog's own records
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@record(eq=False)
 class Entry:
     """A package of the catalog (apk merges equal identities into one).
 
@@ -121,7 +121,7 @@ class Entry:
         return f"{self.package.name}-{self.package.version}"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Provider:
     """A package providing a name: itself (at its version) or through ``p:`` (at the
     provided version, None for a virtual provide)."""
@@ -130,7 +130,7 @@ class Provider:
     version: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RepositoryInfo:
     """A repository after merging lines with the same URL (apk keeps one, with all tags)."""
 
@@ -156,7 +156,7 @@ class Field(Enum):
     ARCH = "arch"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class QuerySpec:
     """How :meth:`Catalog.query` matches (apk's ``struct apk_query_spec``).
 
@@ -176,7 +176,7 @@ class QuerySpec:
     orphaned: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class QueryResult:
     """Matching packages in display order, and how many exact patterns matched nothing."""
 
@@ -297,8 +297,8 @@ class Catalog:
                 for dep in draft.package.provides:
                     self._repo_provided.add(dep.name)
 
-        for record in installed:
-            add(record.package, -1, record)
+        for stanza in installed:
+            add(stanza.package, -1, stanza)
 
         merged: list[RepositoryInfo] = []
         repo_numbers: list[int] = []
@@ -719,7 +719,7 @@ def _better(best: Entry | None, entry: Entry) -> Entry:
     return best
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Matcher:
     """One query pattern, as apk_query_matches prepares it."""
 

@@ -15,8 +15,8 @@ Pure functions returning strings; the CLI prints them.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 
+from alpenglow._record import record
 from alpenglow.apk.solver import Candidate, Change
 from alpenglow.apk.version import compare
 
@@ -112,7 +112,7 @@ def change_lines(
     return lines
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Stats:
     """What the final line reports about the installed packages."""
 

@@ -44,11 +44,11 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from alpenglow._record import field, record, replace
 from alpenglow.apk.archive import (
     DIRECTORY,
     FILE_TYPES,
@@ -165,7 +165,7 @@ class LocalPackageSource:
 # the database of a root
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DatabaseState:
     """What ``lib/apk/db`` of a root holds: installed packages, their scripts and triggers."""
 
@@ -218,7 +218,7 @@ def _read_optional(path: Path) -> bytes | None:
 # inputs and outputs
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Step:
     """One change of the change set, in apk's order.
 
@@ -235,7 +235,7 @@ class Step:
     tag: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CommitOptions:
     """How to commit."""
 
@@ -258,7 +258,7 @@ class CommitOptions:
     """Never write ``.apk-new`` files: keep locally changed configuration as it is."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CommitResult:
     """What the root holds after a successful commit, and apk's warnings."""
 
@@ -410,7 +410,7 @@ def _replaces_dir(a: Package, b: Package, removing: set[str]) -> bool:
 # staging a package
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class StagedFile:
     """A package file ready to be put in place."""
 
@@ -421,7 +421,7 @@ class StagedFile:
     kind: str
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class StagedPackage:
     """A package's directories and files, checked and staged, in archive order."""
 
@@ -662,7 +662,7 @@ def _set_xattrs(fd: int, xattrs: Sequence[tuple[str, bytes]]) -> bool:
 # the in-memory model of ownership
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class _Owned:
     """A package's record while planning: its directories and files in order."""
 
@@ -968,7 +968,7 @@ def _os_message(exc: OSError, root: str) -> str:
     return f"{where}: {reason}; the root was left unchanged"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Operation:
     """One change to the root, in the order :func:`plan_commit` decided.
 
@@ -985,7 +985,7 @@ class Operation:
     staged: object = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Plan:
     """What a commit does: the operations, then the database it leaves."""
 

@@ -17,8 +17,8 @@ entries must come in order, and a field apk does not know is refused ("too old")
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
+from alpenglow._record import record
 from alpenglow.apk.dependency import Dependency, parse
 from alpenglow.apk.index import Package, format_package, parse_package_fields
 from alpenglow.errors import DatabaseError, FormatError, InvalidDependency
@@ -45,7 +45,7 @@ def __dir__() -> list[str]:
     return __all__
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class InstalledFile:
     """One ``R:`` entry: a file name in its directory, its ``a:`` and ``Z:`` values."""
 
@@ -56,7 +56,7 @@ class InstalledFile:
     """``Q1...`` checksum of the content (or of the link target)."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class InstalledDir:
     """One ``F:`` entry: a directory the package owns, its ``M:`` value and files."""
 
@@ -65,7 +65,7 @@ class InstalledDir:
     files: tuple[InstalledFile, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class InstalledPackage:
     """A package of the installed database with the files it owns."""
 
@@ -237,7 +237,7 @@ def find_owner(packages: Iterable[InstalledPackage], path: str) -> InstalledPack
 # scripts.tar[.gz] and triggers (formats.md §4.3)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ScriptRecord:
     """One script of an installed package, as ``scripts.tar`` keeps it."""
 
@@ -351,9 +351,9 @@ def format_scripts(records: Iterable[ScriptRecord], *, compress: bool = False) -
     from alpenglow.apk.archive import gzip_member
 
     parts = []
-    for record in records:
-        parts.append(_gnu_header(script_entry_name(record), len(record.body), record.mtime))
-        parts.append(record.body + bytes(-len(record.body) % 512))
+    for script in records:
+        parts.append(_gnu_header(script_entry_name(script), len(script.body), script.mtime))
+        parts.append(script.body + bytes(-len(script.body) % 512))
     parts.append(bytes(1024))
     tar = b"".join(parts)
     return gzip_member(tar) if compress else tar

@@ -14,9 +14,9 @@ world file. Names may carry namespaces (``so:libc.musl-x86_64.so.1``, ``cmd:sh``
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 
+from alpenglow._record import record
 from alpenglow.apk.version import (
     ANY,
     CHECKSUM,
@@ -65,7 +65,7 @@ _OPS: dict[str, Op] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Dependency:
     """One dependency atom.
 

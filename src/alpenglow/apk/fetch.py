@@ -20,9 +20,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from alpenglow._record import record
 from alpenglow.apk.repository import is_network_url
 from alpenglow.errors import AlpenglowError
 from alpenglow.http_client import RETRY_STATUSES, RetryPolicy, retry_after_seconds
@@ -78,7 +78,7 @@ class FetchError(AlpenglowError):
         self.attempts = attempts
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Download:
     """One answered request: the bytes and the validators to store with them."""
 

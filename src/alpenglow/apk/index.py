@@ -33,10 +33,10 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from itertools import accumulate, chain, islice, repeat
 from typing import TYPE_CHECKING, cast
 
+from alpenglow._record import fields_of, record
 from alpenglow.apk.dependency import Dependency, parse_cached
 from alpenglow.errors import ArchiveError, IndexFormatError, InvalidDependency, SignatureError
 
@@ -62,7 +62,7 @@ def __dir__() -> list[str]:
     return __all__
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Package:
     """One package as an index (or the installed database) describes it."""
 
@@ -105,7 +105,7 @@ class _PackageShell:
     frozen ``Package``, equal to one built the normal way.
     """
 
-    __slots__ = Package.__slots__
+    __slots__ = fields_of(Package)
 
     def __init__(
         self,
@@ -548,7 +548,7 @@ _MAX_SIGNATURE_MEMBER = 1 << 20
 _MAX_DESCRIPTION = 160
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class IndexArchive:
     """A loaded ``APKINDEX.tar.gz``: its description, packages, and the key that signed it
     (None when it was accepted unsigned or untrusted)."""

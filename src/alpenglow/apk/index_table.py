@@ -34,6 +34,7 @@ from array import array
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from alpenglow._record import fields_of
 from alpenglow.apk.dependency import Dependency
 from alpenglow.apk.index import Package
 from alpenglow.apk.solver import identity_key
@@ -55,7 +56,7 @@ SKIPPED = 2
 """Package flag: not a pool entry of its own (no identity, or one listed earlier)."""
 
 _IDENTITY = 20  # bytes of an identity key; a package without one stores zeros
-_FIELDS: tuple[str, ...] = Package.__slots__
+_FIELDS: tuple[str, ...] = fields_of(Package)
 _DEP_FIELDS = frozenset({"depends", "provides", "install_if", "replaces"})
 _DEP_AT = tuple(i for i, f in enumerate(_FIELDS) if f in _DEP_FIELDS)
 _LAYOUT = (sys.byteorder, array("I").itemsize, _FIELDS)
@@ -65,7 +66,7 @@ class _DependencyShell:
     """A mutable twin of :class:`Dependency` (same slots), re-labelled once filled in: a
     frozen dataclass sets each field through ``object.__setattr__``, which is slow."""
 
-    __slots__ = Dependency.__slots__
+    __slots__ = fields_of(Dependency)
 
     def __init__(
         self, name: str, op: Op, version: str | None, conflict: bool, tag: str | None

@@ -19,9 +19,9 @@ import hashlib
 import os
 import stat
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from alpenglow._record import field, record, replace
 from alpenglow.apk.archive import (
     BLOCK,
     DIRECTORY,
@@ -93,7 +93,7 @@ def identity_of(control: bytes) -> str:
 # .PKGINFO
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PackageInfo:
     """The contents of ``.PKGINFO``.
 
@@ -234,7 +234,7 @@ def format_pkginfo(info: PackageInfo) -> bytes:
 # reading
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ApkFile:
     """A package read from its bytes, with its signature, identity and datahash checked.
 

@@ -23,11 +23,11 @@ import re
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
 from itertools import count
 from operator import attrgetter
 from typing import TYPE_CHECKING
 
+from alpenglow._record import fields_of, record, replace
 from alpenglow.apk.index_table import SKIPPED, IndexTable
 from alpenglow.apk.solver import Candidate, identity_key
 from alpenglow.apk.version import CHECKSUM, is_valid
@@ -139,7 +139,7 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RepoInfo:
     """One configured repository, as the pool needs it."""
 
@@ -154,7 +154,7 @@ class RepoInfo:
     local: bool = False
 
 
-@dataclass
+@record(frozen=False, slots=False)
 class Compat:
     """What apk warns about after reading indexes (``compat_*`` flags of the database)."""
 
@@ -257,7 +257,7 @@ class _Entry:
     ``object.__setattr__`` per field. Code that changes entries checks
     ``type(entry) is _Entry`` first: a frozen one is final."""
 
-    __slots__ = Candidate.__slots__
+    __slots__ = fields_of(Candidate)
 
     def __init__(self, package: Package, identity: bytes, uninstallable: bool) -> None:
         self.package = package

@@ -20,10 +20,10 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+from alpenglow._record import record
 from alpenglow.apk.cache import Cache
 from alpenglow.apk.fetch import Fetcher, FetchError, is_network_url
 from alpenglow.apk.repository import Repository, index_location
@@ -61,7 +61,7 @@ _MAX_INDEX_DOWNLOAD = 256 << 20
 _MAX_PACKAGE_DOWNLOAD = 4 << 30
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class IndexPolicy:
     """When a cached index is refreshed (apk's ``is_index_stale``).
 
@@ -79,7 +79,7 @@ class IndexPolicy:
     use_cache: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class IndexOutcome(Generic[T]):
     """What opening one remote index gave, in apk's terms."""
 

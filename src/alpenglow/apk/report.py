@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from alpenglow._record import record
 from alpenglow.apk import version
 from alpenglow.apk.catalog import Catalog, Entry, compile_glob, sort_display
 from alpenglow.apk.dependency import Dependency
@@ -322,7 +322,7 @@ def policy_lines(catalog: Catalog, entries: Sequence[Entry]) -> list[str]:
 # list
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ListOptions:
     """``apk list`` options (after apk's option interplay has been applied)."""
 

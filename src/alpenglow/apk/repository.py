@@ -20,10 +20,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from alpenglow._record import record
 from alpenglow.errors import AlpenglowError, ArchiveError, FormatError, SignatureError
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def __dir__() -> list[str]:
     return __all__
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Repository:
     """One repository from a configuration line."""
 

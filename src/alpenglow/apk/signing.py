@@ -14,11 +14,11 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from alpenglow._record import field, record
 from alpenglow.errors import SignatureError
 
 __all__ = [
@@ -145,7 +145,7 @@ def _private_key(pem: bytes) -> Any:
     return key
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Keyring:
     """Trusted public keys by file name (the name signatures refer to).
 
@@ -237,7 +237,7 @@ def verify_signatures(
     )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Signer:
     """A private key and the public key name that signatures made with it will carry."""
 

@@ -25,10 +25,10 @@ import sys
 from binascii import a2b_base64
 from collections import deque
 from collections.abc import Callable, Container, Iterable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, field
 from enum import IntFlag
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from alpenglow._record import field, record
 from alpenglow.apk.version import ANY, CHECKSUM, Op, compare_mask
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ _REMOVE = int(SolverFlag.REMOVE)
 _RECURSION_LIMIT = 1_000_000
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@record(eq=False)
 class Candidate:
     """One package as the solver sees it: the index record plus where it comes from.
 
@@ -169,7 +169,7 @@ class Reporter:
         """``--force-broken-world``: solving again without the ``broken`` world entries."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Change:
     """One entry of apk's change set. ``old is new`` with no flag set is "no change"."""
 
@@ -185,7 +185,7 @@ class Change:
         return self.old is not self.new or self.reinstall or self.old_tag != self.new_tag
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Closure:
     """What apk's discovery reaches from one name walked on its own (nothing seen before):
     every name, in the order the walk numbers them, and for each whether some provider has
@@ -203,7 +203,7 @@ class Closure:
     """One byte per name: 1 if some provider is named so, 0 if all provide it virtually."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Solution:
     """What :func:`solve` decided."""
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
+from alpenglow._record import record
 from alpenglow.apk.catalog import Catalog, RepositoryIndex
 from alpenglow.apk.database import InstalledPackage, parse_installed, parse_world
 from alpenglow.apk.dependency import Dependency
@@ -41,7 +41,7 @@ def __dir__() -> list[str]:
     return __all__
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class OpenOptions:
     """What to read from a root, and how (apk's open flags and global options).
 

@@ -29,8 +29,8 @@ import enum
 import functools
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from alpenglow._record import record
 from alpenglow.apk.catalog import Catalog, Entry, compare_display
 from alpenglow.apk.dependency import Dependency
 
@@ -52,7 +52,7 @@ class Reason(enum.Enum):
     """Its install_if rule is met."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Step:
     """``entry`` is installed because of ``atoms``: world entries, the dependency of
     package ``by``, or ``entry``'s own install_if rule."""
@@ -63,7 +63,7 @@ class Step:
     by: Entry | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Chain:
     """Steps from a package up towards the world: ``steps[i + 1].entry`` is
     ``steps[i].by``. ``complete`` is False when the chain ends at a package that nothing

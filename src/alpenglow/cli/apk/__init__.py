@@ -12,9 +12,9 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
+from alpenglow._record import field, record
 from alpenglow.cli.apk._options import Options, OptionTable, Unsupported
 from alpenglow.errors import AlpenglowError, UsageError
 
@@ -29,7 +29,7 @@ def __dir__() -> list[str]:
     return __all__
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Applet:
     """One apk applet: its name, a one-line summary, and how to parse and run it."""
 
@@ -57,7 +57,7 @@ APPLETS: dict[str, str] = {
 }
 
 
-@dataclass
+@record(frozen=False, slots=False)
 class ApkContext:
     """What an applet gets: the parsed options and apk-style output channels.
 

@@ -15,10 +15,10 @@ import gc
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
+from alpenglow._record import field, record
 from alpenglow.apk.changeset import (
     Stats,
     Wrapper,
@@ -146,7 +146,7 @@ class Output:
         return 50
 
 
-@dataclass
+@record(frozen=False, slots=False)
 class Session:
     """An opened root: options, the pool of packages, world and installed database."""
 

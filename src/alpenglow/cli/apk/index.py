@@ -15,10 +15,10 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from alpenglow._record import replace
 from alpenglow.apk.index import Package
 from alpenglow.cli.apk import ApkContext, Applet
 from alpenglow.errors import AlpenglowError
