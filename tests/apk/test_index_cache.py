@@ -81,6 +81,24 @@ def test_real_index_round_trip(tmp_path: Path, shared_dir: Path) -> None:
     assert len(second.archive.packages) == 4929
 
 
+def test_damaged_columns_part_still_gives_the_packages(tmp_path: Path, shared_dir: Path) -> None:
+    """The packages are stored twice: one record each (what a solve decodes) and all of
+    them in columns (read when a run needs most of them). Damage to the second part only
+    costs speed."""
+    data_dir = shared_dir / "data" / "alpine-v3.16-main-x86_64"
+    blob = (data_dir / "APKINDEX.tar.gz").read_bytes()
+    keys = Keyring.from_directory(data_dir)
+    expected = load_index_cached(blob, keys, source="main", directory=tmp_path).archive
+    (entry,) = tmp_path.iterdir()
+    raw = bytearray(entry.read_bytes())
+    size = int.from_bytes(raw[-8:], "little")
+    raw[len(raw) - 8 - size + 100] ^= 0xFF
+    entry.write_bytes(bytes(raw))
+    loaded = load_index_cached(blob, keys, source="main", directory=tmp_path)
+    assert loaded.hit
+    assert loaded.archive == expected
+
+
 def test_changed_index_is_a_miss(tmp_path: Path, keypair: tuple[bytes, bytes]) -> None:
     private, public = keypair
     keys = keyring(public)

@@ -15,7 +15,13 @@ import pytest
 
 from alpenglow.apk.dependency import parse, parse_list
 from alpenglow.apk.index import Package
-from alpenglow.apk.index_table import PLAIN, SKIPPED, IndexTable
+from alpenglow.apk.index_table import (
+    PLAIN,
+    SKIPPED,
+    IndexTable,
+    decode_columns,
+    encode_columns,
+)
 from alpenglow.apk.pool import Pool
 from alpenglow.apk.solver import Candidate, solve
 
@@ -44,9 +50,13 @@ def _names(packages: Sequence[Package]) -> tuple[str, ...]:
 
 
 def _table(packages: Sequence[Package], round_trip: bool) -> IndexTable:
+    """The table as built, or as the index cache reads it back (with every package in
+    columns besides, used once many have been asked for one by one)."""
     table = IndexTable.build(packages, _names(packages))
     if round_trip:
         table = IndexTable.load(marshal.loads(marshal.dumps(table.dump())))
+        columns = encode_columns(packages)
+        table.set_bulk(lambda: decode_columns(columns))
     return table
 
 
@@ -220,7 +230,29 @@ def test_damaged_dump_is_refused() -> None:
     with pytest.raises(ValueError, match="layout"):
         IndexTable.load(dumped[:-1])
     with pytest.raises(ValueError, match="do not fit"):
-        IndexTable.load((*dumped[:5], (b"", b""), dumped[6]))
+        IndexTable.load((*dumped[:5], (b"", b"", b""), dumped[6]))
     bad_tables = (dumped[6][0][:-4], *dumped[6][1:])
     with pytest.raises(ValueError, match="do not fit"):
         IndexTable.load((*dumped[:6], bad_tables))
+
+
+def test_packages_decoded_one_by_one_stay_when_the_rest_come_in_bulk(
+    alpine: tuple[Package, ...],
+) -> None:
+    table = _table(alpine, round_trip=True)
+    first = [table.package(i) for i in range(0, 40, 3)]
+    assert table._bulk is not None  # not needed yet
+    many = [table.package(i) for i in range(len(table))]
+    assert table._bulk is None  # used once
+    assert many == list(alpine)
+    assert all(a is b for a, b in zip(first, many[0:40:3], strict=True))
+    assert table.packages() == alpine
+
+
+def test_bulk_that_fails_falls_back_to_one_by_one(alpine: tuple[Package, ...]) -> None:
+    table = _table(alpine, round_trip=True)
+    table.set_bulk(lambda: None)
+    assert table.packages() == alpine
+    table = _table(alpine[:10], round_trip=True)
+    table.set_bulk(lambda: alpine[:3])  # not the same count: ignored
+    assert table.packages() == alpine[:10]

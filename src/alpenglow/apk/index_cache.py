@@ -14,8 +14,11 @@ The entry holds the index as an :class:`~alpenglow.apk.index_table.IndexTable`: 
 package's record encoded on its own (decoded only when a solve asks for that package), every
 name in the order apk creates them while reading the index with its bucket in apk's name
 hash table, and per name the providers and the reverse lists, as integer arrays. Reading an
-entry back makes a few byte strings and one string per name, whatever the index's size. An
-entry ends with the CRC-32 of the rest, so that a damaged one is a miss. Entries are written
+entry back makes a few byte strings and one string per name, whatever the index's size. The
+same packages follow a second time, all together in columns (equal values written once), the
+fastest form when a run needs most of them (a discovery walk with nothing known, ``info``,
+a build): that part is read only then. Each part ends with its CRC-32: a damaged entry is a
+miss, a damaged columns part only means packages are decoded one by one. Entries are written
 atomically (temporary file, then ``os.replace``); at most :data:`MAX_ENTRIES` are kept, the
 least recently written dropped.
 
@@ -32,6 +35,7 @@ is not apk's package cache: ``--no-cache`` does not turn it off.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import marshal
 import os
@@ -41,7 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from alpenglow.apk.index import IndexArchive, Package, load_index_archive
-from alpenglow.apk.index_table import IndexTable
+from alpenglow.apk.index_table import IndexTable, decode_columns, encode_columns
 from alpenglow.apk.signing import Keyring
 
 if TYPE_CHECKING:
@@ -63,7 +67,7 @@ def __dir__() -> list[str]:
     return __all__
 
 
-FORMAT = 4
+FORMAT = 5
 """Version of the entry layout; entries of another version are ignored."""
 MAX_ENTRIES = 16
 """Entries kept in the cache directory."""
@@ -190,7 +194,10 @@ def _encode(digest: str, archive: IndexArchive, key_digest: str, table: IndexTab
         archive.description,
         table.dump(),
     )
-    return _sealed(marshal.dumps(payload))
+    # the entry, then every package again in columns (read only when a run needs them
+    # all), then the length of that second part
+    columns = _sealed(encode_columns(archive.packages))
+    return _sealed(marshal.dumps(payload)) + columns + len(columns).to_bytes(8, "little")
 
 
 def _write(path: Path, blob: bytes, kind: str = ".idx", suffix: str = _SUFFIX) -> None:
@@ -273,7 +280,7 @@ def _trusted(
     return key is not None and hashlib.sha256(key).hexdigest() == key_digest
 
 
-def _checked(blob: bytes) -> memoryview | None:
+def _checked(blob: bytes | memoryview) -> memoryview | None:
     """The entry without its CRC, if the CRC matches: damage anywhere, even inside a
     string, is a miss."""
     body = memoryview(blob)[:-4]
@@ -287,7 +294,11 @@ def _sealed(body: bytes) -> bytes:
 
 
 def _decode(blob: bytes, digest: str, keys: Keyring, allow_untrusted: bool) -> LoadedIndex | None:
-    body = _checked(blob)
+    view = memoryview(blob)
+    size = int.from_bytes(view[-8:], "little") if len(view) >= 8 else -1
+    if not 8 <= size + 8 <= len(view):
+        return None
+    body = _checked(view[: -8 - size])
     if body is None:
         return None
     (
@@ -305,7 +316,26 @@ def _decode(blob: bytes, digest: str, keys: Keyring, allow_untrusted: bool) -> L
     if not _trusted(key_name, key_digest, signers, keys, allow_untrusted):
         return None
     table = IndexTable.load(dumped)
+    columns = view[-8 - size : -8]
+    table.set_bulk(lambda: _columns(columns))
     return LoadedIndex(table, description, key_name, signers, hit=True, digest=digest)
+
+
+def _columns(sealed: memoryview) -> tuple[Package, ...] | None:
+    """The entry's packages in columns, None if that part is damaged."""
+    body = _checked(sealed)
+    if body is None:
+        return None
+    enabled = gc.isenabled()
+    gc.disable()  # thousands of acyclic records: the collector would only slow this down
+    try:
+        return decode_columns(body)
+    except Exception:  # damaged: the packages are decoded one by one instead
+        return None
+    finally:
+        if enabled:
+            gc.freeze()  # they live as long as the run: out of the collector's way
+            gc.enable()
 
 
 # -- discovery closures --------------------------------------------------------------------

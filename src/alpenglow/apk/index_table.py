@@ -31,7 +31,7 @@ from __future__ import annotations
 import marshal
 import sys
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from alpenglow._record import fields_of
@@ -43,7 +43,7 @@ from alpenglow.apk.version import Op
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["PLAIN", "SKIPPED", "IndexTable"]
+__all__ = ["PLAIN", "SKIPPED", "IndexTable", "decode_columns", "encode_columns"]
 
 
 def __dir__() -> list[str]:
@@ -59,6 +59,7 @@ _IDENTITY = 20  # bytes of an identity key; a package without one stores zeros
 _FIELDS: tuple[str, ...] = fields_of(Package)
 _DEP_FIELDS = frozenset({"depends", "provides", "install_if", "replaces"})
 _DEP_AT = tuple(i for i, f in enumerate(_FIELDS) if f in _DEP_FIELDS)
+_DEP_SLOTS: tuple[str, ...] = fields_of(Dependency)
 _LAYOUT = (sys.byteorder, array("I").itemsize, _FIELDS)
 
 
@@ -66,7 +67,7 @@ class _DependencyShell:
     """A mutable twin of :class:`Dependency` (same slots), re-labelled once filled in: a
     frozen dataclass sets each field through ``object.__setattr__``, which is slow."""
 
-    __slots__ = fields_of(Dependency)
+    __slots__ = _DEP_SLOTS
 
     def __init__(
         self, name: str, op: Op, version: str | None, conflict: bool, tag: str | None
@@ -149,22 +150,91 @@ def _op(value: int) -> Op:
     return op
 
 
-def _encode(pkg: Package) -> bytes:
+def _encode(pkg: Package, atoms: dict[Dependency, int]) -> bytes:
+    """A package's fields, its dependencies as numbers in ``atoms`` (added as met)."""
     values: list[Any] = [getattr(pkg, f) for f in _FIELDS]
     for at in _DEP_AT:
         deps: tuple[Dependency, ...] = values[at]
-        values[at] = tuple((d.name, int(d.op), d.version, d.conflict, d.tag) for d in deps)
+        values[at] = tuple(atoms.setdefault(d, len(atoms)) for d in deps)
     return marshal.dumps(tuple(values))
 
 
-def _decode(blob: bytes | memoryview) -> Package:
+class _Atoms:
+    """The index's distinct dependency atoms, each made into a :class:`Dependency` once
+    (thousands of packages share ``so:libc.musl-x86_64.so.1``)."""
+
+    __slots__ = ("made", "values")
+
+    def __init__(self, blob: bytes) -> None:
+        self.values: tuple[tuple[str, int, str | None, bool, str | None], ...] = marshal.loads(blob)
+        self.made: list[Dependency | None] = [None] * len(self.values)
+
+    def get(self, i: int) -> Dependency:
+        dep = self.made[i]
+        if dep is None:
+            name, op, version, conflict, tag = self.values[i]
+            shell: Any = _DependencyShell(name, _op(op), version, conflict, tag)
+            dep = self.made[i] = shell
+        return dep
+
+
+def _decode(blob: bytes | memoryview, atoms: _Atoms) -> Package:
     values = list(marshal.loads(blob))
+    made = atoms.made
+    get = atoms.get
     for at in _DEP_AT:
-        values[at] = tuple(
-            _DependencyShell(name, _op(op), version, conflict, tag)
-            for name, op, version, conflict, tag in values[at]
-        )
+        numbers = values[at]
+        if numbers:
+            values[at] = tuple([made[i] or get(i) for i in numbers])
     return _PackageShell(*values)  # type: ignore[return-value]
+
+
+def encode_columns(packages: Sequence[Package]) -> bytes:
+    """Every package at once, in columns (``marshal`` of plain values, equal values and
+    dependency atoms written once): the fastest form to read *all* of an index back."""
+    atoms: dict[Dependency, int] = {}
+    lists: dict[tuple[int, ...], int] = {}
+    columns: list[list[object]] = []
+    # equal values as one object: marshal then writes each once and reads back references
+    # (keyed with the type: True == 1, and a bool must stay a bool)
+    shared: dict[tuple[type, object], object] = {}
+
+    def one(value: object) -> object:
+        return shared.setdefault((type(value), value), value)
+
+    for name in _FIELDS:
+        values = [getattr(p, name) for p in packages]
+        if name not in _DEP_FIELDS:
+            values = list(map(one, values))
+        else:
+            values = [
+                lists.setdefault(tuple(atoms.setdefault(d, len(atoms)) for d in deps), len(lists))
+                for deps in values
+            ]
+        columns.append(values)
+    atom_columns = [[one(getattr(d, slot)) for d in atoms] for slot in _DEP_SLOTS]
+    atom_columns[_DEP_SLOTS.index("op")] = [int(d.op) for d in atoms]
+    return marshal.dumps((_LAYOUT, tuple(atom_columns), tuple(lists), tuple(columns)))
+
+
+def decode_columns(blob: bytes | memoryview) -> tuple[Package, ...]:
+    """:func:`encode_columns`' packages. Raises ValueError (or another exception) when the
+    bytes are not such columns."""
+    layout, atom_columns, lists, columns = marshal.loads(blob)
+    if layout != _LAYOUT or len(atom_columns) != len(_DEP_SLOTS) or len(columns) != len(_FIELDS):
+        raise ValueError("not package columns of this layout")
+    op_at = _DEP_SLOTS.index("op")
+    atom_columns = list(atom_columns)
+    atom_columns[op_at] = map(_op, atom_columns[op_at])
+    atoms = list(map(_DependencyShell, *atom_columns))
+    atom = atoms.__getitem__
+    dep_lists = [tuple(map(atom, ix)) if ix else () for ix in lists]
+    dep_list = dep_lists.__getitem__
+    columns = [
+        list(map(dep_list, column)) if name in _DEP_FIELDS else column
+        for name, column in zip(_FIELDS, columns, strict=True)
+    ]
+    return tuple(map(_PackageShell, *columns))  # type: ignore[arg-type]
 
 
 def _ints(values: Sequence[int] | array[int]) -> bytes:
@@ -184,7 +254,11 @@ class IndexTable:
     """The packages of one index and, per name, its providers and reverse lists."""
 
     __slots__ = (
+        "_atom_blob",
+        "_atoms",
         "_buckets",
+        "_bulk",
+        "_decoded",
         "_flags",
         "_identities",
         "_iif",
@@ -210,7 +284,7 @@ class IndexTable:
         buckets: bytes,
         flags: bytes,
         identities: bytes,
-        records: Sequence[Package] | tuple[bytes, bytes],
+        records: Sequence[Package] | tuple[bytes, bytes, bytes],
         tables: tuple[bytes, bytes, bytes, bytes, bytes, bytes, bytes],
     ) -> None:
         """Internal: use :meth:`build` or :meth:`load`."""
@@ -219,10 +293,15 @@ class IndexTable:
         self._buckets = memoryview(buckets).cast("I")
         self._flags = flags
         self._identities = identities
-        if isinstance(records, tuple) and len(records) == 2 and isinstance(records[1], bytes):
-            offsets, blob = records
+        self._atoms: _Atoms | None = None
+        self._atom_blob = b""
+        self._bulk: Callable[[], Sequence[Package] | None] | None = None
+        self._decoded = 0
+        if isinstance(records, tuple) and len(records) == 3 and isinstance(records[1], bytes):
+            offsets, blob, atoms = records
             self._offsets = memoryview(offsets).cast("I")
             self._records: bytes | None = blob
+            self._atom_blob = atoms
             self._made: list[Package | None] = [None] * count
         else:
             self._offsets = memoryview(b"").cast("I")
@@ -312,13 +391,15 @@ class IndexTable:
     def dump(self) -> tuple[Any, ...]:
         """The table as plain values for ``marshal`` (see :meth:`load`)."""
         if self._records is None:
-            blobs = [_encode(self.package(i)) for i in range(len(self._flags))]
+            atoms: dict[Dependency, int] = {}
+            blobs = [_encode(self.package(i), atoms) for i in range(len(self._flags))]
             offsets = [0]
             for blob in blobs:
                 offsets.append(offsets[-1] + len(blob))
-            records = (_ints(offsets), b"".join(blobs))
+            values = tuple((d.name, int(d.op), d.version, d.conflict, d.tag) for d in atoms)
+            records = (_ints(offsets), b"".join(blobs), marshal.dumps(values))
         else:
-            records = (self._offsets.tobytes(), self._records)
+            records = (self._offsets.tobytes(), self._records, self._atom_blob)
         tables = tuple(
             view.tobytes()
             for view in (
@@ -350,7 +431,7 @@ class IndexTable:
         _, names, buckets, flags, identities, records, tables = dumped
         if not isinstance(names, tuple) or not all(type(n) is str for n in names):
             raise ValueError("bad names")
-        if not isinstance(records, tuple) or len(records) != 2:
+        if not isinstance(records, tuple) or len(records) != 3:
             raise ValueError("bad records")
         if not all(isinstance(b, bytes) for b in (buckets, flags, identities, *records)):
             raise ValueError("bad parts")
@@ -365,17 +446,45 @@ class IndexTable:
     def __len__(self) -> int:
         return len(self._flags)
 
+    def set_bulk(self, bulk: Callable[[], Sequence[Package] | None]) -> None:
+        """Give a way to read every package at once (the index cache keeps them in columns
+        too): used once a solve has asked for many packages one by one (a discovery walk
+        with nothing known reaches most of an index), and by :meth:`packages`. It returns
+        None when it cannot; packages are then decoded one by one."""
+        self._bulk = bulk
+
+    def _fill(self) -> None:
+        bulk, self._bulk = self._bulk, None
+        every = bulk() if bulk is not None else None
+        if every is None or len(every) != len(self._made):
+            return
+        made = self._made
+        for i, pkg in enumerate(every):
+            if made[i] is None:  # one decoded already stays the object handed out
+                made[i] = pkg
+
     def package(self, i: int) -> Package:
         """Package ``i`` as the index lists it (decoded on first use)."""
         pkg = self._made[i]
         if pkg is None:
+            self._decoded += 1
+            if self._bulk is not None and self._decoded > max(64, len(self._made) >> 3):
+                self._fill()
+                found = self._made[i]
+                if found is not None:
+                    return found
             records = self._records
             assert records is not None
-            pkg = self._made[i] = _decode(records[self._offsets[i] : self._offsets[i + 1]])
+            atoms = self._atoms
+            if atoms is None:
+                atoms = self._atoms = _Atoms(self._atom_blob)
+            pkg = self._made[i] = _decode(records[self._offsets[i] : self._offsets[i + 1]], atoms)
         return pkg
 
     def packages(self) -> tuple[Package, ...]:
         """Every package, in index order."""
+        if self._bulk is not None:
+            self._fill()
         return tuple(map(self.package, range(len(self._flags))))
 
     def flags(self, i: int) -> int:

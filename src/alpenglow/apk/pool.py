@@ -705,7 +705,8 @@ class Pool:
             return self._providers.get(name, ())
         found = self._provider_memo.get(name)
         if found is None:
-            found = list(self._providers.get(name, ()))
+            found = self._providers.get(name)
+            found = [] if found is None else list(found)
             for listed in self._listed:
                 j = listed.table.index_of(name)
                 if j is None:
@@ -884,13 +885,26 @@ class Pool:
         table = self._listed[r].table
         names = list(map(table.names.__getitem__, arr))
         early = self._early_names(r)
-        if early and not early.keys().isdisjoint(names):
-            later = len(early)
-            bucket = table.bucket
-            keys = [
-                (bucket(j) << 32) - early.get(n, later + j) for j, n in zip(arr, names, strict=True)
-            ]
-            names = [n for _, n in sorted(zip(keys, names, strict=True))]
+        if not early or early.keys().isdisjoint(names):
+            return names
+        # only the buckets holding an early name can change: re-sort just those runs
+        bucket = table.bucket
+        later = len(early)
+        done: set[int] = set()
+        for n in early.keys() & set(names):
+            at = names.index(n)
+            b = bucket(arr[at])
+            if b in done:
+                continue
+            done.add(b)
+            lo = at
+            while lo > 0 and bucket(arr[lo - 1]) == b:
+                lo -= 1
+            hi = at + 1
+            while hi < len(names) and bucket(arr[hi]) == b:
+                hi += 1
+            run = sorted((-early.get(names[k], later + arr[k]), names[k]) for k in range(lo, hi))
+            names[lo:hi] = [name for _, name in run]
         return names
 
     def _early_names(self, r: int) -> dict[str, int]:
