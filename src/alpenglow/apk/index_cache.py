@@ -381,7 +381,7 @@ def load_closures(directory: Path | None, key: str) -> dict[str, Closure]:
                 return {}
             if not isinstance(real, bytes) or len(real) != len(names) or root not in names:
                 return {}
-            if not all(isinstance(n, str) for n in names):
+            if not set(map(type, names)) <= {str}:
                 return {}
             closures[root] = Closure(names, real)
         return closures

@@ -429,7 +429,7 @@ class IndexTable:
         if not isinstance(dumped, tuple) or len(dumped) != 7 or dumped[0] != _LAYOUT:
             raise ValueError("not an index table of this layout")
         _, names, buckets, flags, identities, records, tables = dumped
-        if not isinstance(names, tuple) or not all(type(n) is str for n in names):
+        if not isinstance(names, tuple) or not set(map(type, names)) <= {str}:
             raise ValueError("bad names")
         if not isinstance(records, tuple) or len(records) != 3:
             raise ValueError("bad records")

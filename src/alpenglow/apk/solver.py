@@ -697,7 +697,7 @@ class _Solver:
     def reevaluate_reverse_deps(self, st: _Name) -> None:
         self._reevaluate_deps(self.rdepends(st))
 
-    def _reevaluate_deps(self, names: Iterable[str]) -> None:
+    def _reevaluate_deps(self, names: Sequence[str]) -> None:
         """Mark the seen ones of ``names`` for a new look at their dependencies.
 
         A seen name without a state yet has no requirers (nothing constrained it), so it
@@ -705,18 +705,19 @@ class _Solver:
         solve marks thousands of names this way (everything that needs libc, say) and
         looks again at a few of them.
         """
-        seen = self.seen_names
-        get = self.names.get
-        later = self.reevaluate_later
-        for n in names:
-            if n not in seen:
-                continue
-            st0 = get(n)
-            if st0 is None:
-                later.add(n)
-                continue
-            st0.reevaluate_deps = True
-            self.queue_dirty(st0)
+        hit = self.seen_names.intersection(names)
+        if not hit:
+            return
+        states = self.names
+        stateful = hit & states.keys()
+        if len(stateful) != len(hit):
+            self.reevaluate_later |= hit - stateful
+        if stateful:
+            # the dirty queue keeps the order the names come in
+            for n in [n for n in names if n in stateful]:
+                st0 = states[n]
+                st0.reevaluate_deps = True
+                self.queue_dirty(st0)
 
     def reevaluate_reverse_installif(self, st: _Name) -> None:
         for st0 in self.rinstall_if(st):
@@ -873,6 +874,19 @@ class _Solver:
             if n in seen:
                 continue
             known = closures.get(n) if closures is not None else None
+            if known is not None and not seen and not flagged:
+                # the first root: every name of its closure, numbered in order at once
+                seen.update(known.names)
+                top = (1 << 31) - (1 << 32) + counter + 1  # bit 31 set: negative, as apk's int
+                order_ids.update(
+                    zip(
+                        known.names,
+                        [top + k + (r << 30) for k, r in enumerate(known.real)],
+                        strict=True,
+                    )
+                )
+                counter += len(known.names)
+                continue
             if known is not None:
                 for n0, is_real in zip(known.names, known.real, strict=True):
                     if n0 in seen:
