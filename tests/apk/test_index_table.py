@@ -256,3 +256,13 @@ def test_bulk_that_fails_falls_back_to_one_by_one(alpine: tuple[Package, ...]) -
     table = _table(alpine[:10], round_trip=True)
     table.set_bulk(lambda: alpine[:3])  # not the same count: ignored
     assert table.packages() == alpine[:10]
+
+
+def test_every_name_is_found_by_its_hash_slot(alpine: tuple[Package, ...]) -> None:
+    table = _table(alpine, round_trip=True)
+    assert [table.index_of(n) for n in table.names] == list(range(len(table.names)))
+    for missing in ("", "no-such-name", "musl ", "MUSL", "so:libc.musl-x86_64.so.2", "\udcff"):
+        assert table.index_of(missing) is None
+    odd = (Package("é\udcff", "1", "X1" + "01" * 20, depends=parse_list("ü")),)
+    small = _table(odd, round_trip=True)
+    assert [small.index_of(n) for n in ("é\udcff", "ü", "u")] == [0, 1, None]

@@ -33,6 +33,7 @@ import sys
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
+from zlib import crc32
 
 from alpenglow._record import fields_of
 from alpenglow.apk.dependency import Dependency
@@ -161,18 +162,32 @@ def _encode(pkg: Package, atoms: dict[Dependency, int]) -> bytes:
 
 class _Atoms:
     """The index's distinct dependency atoms, each made into a :class:`Dependency` once
-    (thousands of packages share ``so:libc.musl-x86_64.so.1``)."""
+    (thousands of packages share ``so:libc.musl-x86_64.so.1``), and only when a decoded
+    package has it: each is encoded on its own, like the packages."""
 
-    __slots__ = ("made", "values")
+    __slots__ = ("data", "made", "offsets")
 
     def __init__(self, blob: bytes) -> None:
-        self.values: tuple[tuple[str, int, str | None, bool, str | None], ...] = marshal.loads(blob)
-        self.made: list[Dependency | None] = [None] * len(self.values)
+        offsets, self.data = marshal.loads(blob)
+        self.offsets = memoryview(offsets).cast("I")
+        if self.offsets[-1] != len(self.data):
+            raise ValueError("dependency atoms do not fit together")
+        self.made: list[Dependency | None] = [None] * (len(self.offsets) - 1)
+
+    @staticmethod
+    def encode(atoms: Sequence[Dependency]) -> bytes:
+        blobs = [marshal.dumps((d.name, int(d.op), d.version, d.conflict, d.tag)) for d in atoms]
+        offsets = [0]
+        for blob in blobs:
+            offsets.append(offsets[-1] + len(blob))
+        return marshal.dumps((_ints(offsets), b"".join(blobs)))
 
     def get(self, i: int) -> Dependency:
         dep = self.made[i]
         if dep is None:
-            name, op, version, conflict, tag = self.values[i]
+            name, op, version, conflict, tag = marshal.loads(
+                self.data[self.offsets[i] : self.offsets[i + 1]]
+            )
             shell: Any = _DependencyShell(name, _op(op), version, conflict, tag)
             dep = self.made[i] = shell
         return dep
@@ -241,6 +256,23 @@ def _ints(values: Sequence[int] | array[int]) -> bytes:
     return array("I", values).tobytes()
 
 
+def _name_slots(names: Sequence[str]) -> bytes:
+    """An open-addressing hash table of ``names`` (slot: local number + 1, 0 for empty),
+    keyed by the CRC-32 of the name: stored with the table, so that looking a name up needs
+    no dictionary of every name (building one hashes thousands of strings every run)."""
+    size = 1
+    while size < 2 * len(names):
+        size <<= 1
+    slots = array("I", bytes(4 * size))
+    mask = size - 1
+    for j, name in enumerate(names):
+        at = crc32(name.encode("utf-8", "surrogateescape")) & mask
+        while slots[at]:
+            at = (at + 1) & mask
+        slots[at] = j + 1
+    return slots.tobytes()
+
+
 def _flatten(lists: Sequence[Sequence[int]]) -> tuple[bytes, bytes]:
     offsets = [0]
     data: array[int] = array("I")
@@ -262,7 +294,6 @@ class IndexTable:
         "_flags",
         "_identities",
         "_iif",
-        "_index",
         "_made",
         "_offsets",
         "_prov",
@@ -272,6 +303,7 @@ class IndexTable:
         "_records",
         "_riif",
         "_riif_at",
+        "_slots",
         "names",
     )
 
@@ -285,7 +317,7 @@ class IndexTable:
         flags: bytes,
         identities: bytes,
         records: Sequence[Package] | tuple[bytes, bytes, bytes],
-        tables: tuple[bytes, bytes, bytes, bytes, bytes, bytes, bytes],
+        tables: tuple[bytes, bytes, bytes, bytes, bytes, bytes, bytes, bytes],
     ) -> None:
         """Internal: use :meth:`build` or :meth:`load`."""
         count = len(flags)
@@ -307,7 +339,7 @@ class IndexTable:
             self._offsets = memoryview(b"").cast("I")
             self._records = None
             self._made = list(records)
-        prov_at, prov, rdep_at, rdep, riif_at, riif, iif = tables
+        prov_at, prov, rdep_at, rdep, riif_at, riif, iif, slots = tables
         self._prov_at = memoryview(prov_at).cast("I")
         self._prov = memoryview(prov).cast("I")
         self._rdep_at = memoryview(rdep_at).cast("I")
@@ -315,10 +347,12 @@ class IndexTable:
         self._riif_at = memoryview(riif_at).cast("I")
         self._riif = memoryview(riif).cast("I")
         self._iif = memoryview(iif).cast("I")
-        self._index: dict[str, int] | None = None
+        self._slots = memoryview(slots).cast("I")
         n = len(names)
         sizes_ok = (
-            len(self._buckets) == n
+            len(self._slots) >= n
+            and len(self._slots) & (len(self._slots) - 1) == 0
+            and len(self._buckets) == n
             and len(identities) == _IDENTITY * count
             and len(self._made) == count
             and all(len(at) == n + 1 for at in (self._prov_at, self._rdep_at, self._riif_at))
@@ -378,6 +412,7 @@ class IndexTable:
             *_flatten([local_order(s) for s in rdep]),
             *_flatten([local_order(s) for s in riif]),
             _ints([j for j, s in enumerate(riif) if s]),
+            _name_slots(names),
         )
         return cls(
             tuple(names),
@@ -396,8 +431,7 @@ class IndexTable:
             offsets = [0]
             for blob in blobs:
                 offsets.append(offsets[-1] + len(blob))
-            values = tuple((d.name, int(d.op), d.version, d.conflict, d.tag) for d in atoms)
-            records = (_ints(offsets), b"".join(blobs), marshal.dumps(values))
+            records = (_ints(offsets), b"".join(blobs), _Atoms.encode(list(atoms)))
         else:
             records = (self._offsets.tobytes(), self._records, self._atom_blob)
         tables = tuple(
@@ -410,6 +444,7 @@ class IndexTable:
                 self._riif_at,
                 self._riif,
                 self._iif,
+                self._slots,
             )
         )
         return (
@@ -435,7 +470,7 @@ class IndexTable:
             raise ValueError("bad records")
         if not all(isinstance(b, bytes) for b in (buckets, flags, identities, *records)):
             raise ValueError("bad parts")
-        if not isinstance(tables, tuple) or len(tables) != 7:
+        if not isinstance(tables, tuple) or len(tables) != 8:
             raise ValueError("bad tables")
         if not all(isinstance(t, bytes) for t in tables):
             raise ValueError("bad tables")
@@ -514,10 +549,17 @@ class IndexTable:
 
     def index_of(self, name: str) -> int | None:
         """The local number of ``name``, None if the index does not mention it."""
-        index = self._index
-        if index is None:
-            index = self._index = dict(zip(self.names, range(len(self.names)), strict=True))
-        return index.get(name)
+        slots = self._slots
+        mask = len(slots) - 1
+        at = crc32(name.encode("utf-8", "surrogateescape")) & mask
+        names = self.names
+        while True:
+            j = slots[at]
+            if not j:
+                return None
+            if names[j - 1] == name:
+                return j - 1
+            at = (at + 1) & mask
 
     def bucket(self, j: int) -> int:
         """Name ``j``'s bucket in apk's name hash table."""

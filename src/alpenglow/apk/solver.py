@@ -874,7 +874,7 @@ class _Solver:
             if n in seen:
                 continue
             known = closures.get(n) if closures is not None else None
-            if known is not None and not seen and not flagged:
+            if known is not None and not seen:
                 # the first root: every name of its closure, numbered in order at once
                 seen.update(known.names)
                 top = (1 << 31) - (1 << 32) + counter + 1  # bit 31 set: negative, as apk's int
@@ -885,6 +885,9 @@ class _Solver:
                         strict=True,
                     )
                 )
+                for n0 in flagged & seen:  # per-name flags: bit 31 clear
+                    k = known.names.index(n0)
+                    order_ids[n0] = (known.real[k] << 30) | (counter + k + 1)
                 counter += len(known.names)
                 continue
             if known is not None:
