@@ -27,6 +27,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.stdout.write(f"alpenglow, version {__version__}\n")
         sys.exit(0)
     if args and args[0] == "apk":
+        if argv is None:  # the console script: this process is the command's alone
+            _fewer_collections()
         from alpenglow.cli.apk import run
 
         sys.exit(run(args[1:]))
@@ -44,6 +46,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     from alpenglow.cli import app
 
     app.main(args)
+
+
+def _fewer_collections() -> None:
+    """Run the cyclic garbage collector's young generation every 10,000 allocations
+    instead of 700. An apk command makes tens of thousands of records that live until it
+    ends and form no cycles; each young collection walks the ones made since the last.
+    Measured on ``apk --simulate add alpine-base python3 nginx``: 267 million instructions
+    become 264 (1%); turning the collector off would save a little more, but leave the rare
+    cycles of a long install uncollected."""
+    import gc
+
+    gc.set_threshold(10_000, 20, 20)
 
 
 def _exit_now(status: int) -> None:
