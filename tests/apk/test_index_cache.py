@@ -208,10 +208,10 @@ def test_entries_of_another_layout_version_are_removed(
 
 def test_default_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert default_directory() == tmp_path / "alpenglow" / "indexes"
+    assert default_directory() == str(tmp_path / "alpenglow" / "indexes")
     monkeypatch.setenv("XDG_CACHE_HOME", "relative")
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert default_directory() == tmp_path / ".cache" / "alpenglow" / "indexes"
+    assert default_directory() == str(tmp_path / ".cache" / "alpenglow" / "indexes")
 
 
 # -- discovery closures --------------------------------------------------------------------

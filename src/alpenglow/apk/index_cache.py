@@ -41,7 +41,6 @@ import marshal
 import os
 import zlib
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from alpenglow.apk.index import IndexArchive, Package, load_index_archive
@@ -124,7 +123,7 @@ class LoadedIndex:
         return tuple(map(self.table.bucket, range(len(self.table.names))))
 
 
-def default_directory() -> Path | None:
+def default_directory() -> str | None:
     """``$XDG_CACHE_HOME/alpenglow/indexes``, or ``~/.cache/...``; None without a home."""
     base = os.environ.get("XDG_CACHE_HOME", "")
     if not os.path.isabs(base):
@@ -132,7 +131,7 @@ def default_directory() -> Path | None:
         if not os.path.isabs(home):
             return None
         base = os.path.join(home, ".cache")
-    return Path(base) / "alpenglow" / "indexes"
+    return os.path.join(base, "alpenglow", "indexes")
 
 
 def load_index_cached(
@@ -141,13 +140,13 @@ def load_index_cached(
     *,
     source: str,
     allow_untrusted: bool = False,
-    directory: Path | None,
+    directory: str | os.PathLike[str] | None,
 ) -> LoadedIndex:
     """:func:`~alpenglow.apk.index.load_index_archive` through the cache in ``directory``
     (None: no cache). Raises what that function raises; cache problems are never errors."""
     keyring = keys if keys is not None else Keyring()
     digest = hashlib.sha256(data).hexdigest()
-    path = directory / (digest + _SUFFIX) if directory is not None else None
+    path = os.path.join(directory, digest + _SUFFIX) if directory is not None else None
     if path is not None:
         hit = _read(path, digest, keyring, allow_untrusted)
         if hit is not None:
@@ -200,12 +199,13 @@ def _encode(digest: str, archive: IndexArchive, key_digest: str, table: IndexTab
     return _sealed(marshal.dumps(payload)) + columns + len(columns).to_bytes(8, "little")
 
 
-def _write(path: Path, blob: bytes, kind: str = ".idx", suffix: str = _SUFFIX) -> None:
+def _write(path: str, blob: bytes, kind: str = ".idx", suffix: str = _SUFFIX) -> None:
     import tempfile  # only when writing: it is slow to import
 
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=suffix)
+        parent = os.path.dirname(path)
+        os.makedirs(parent, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=".tmp-", suffix=suffix)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(blob)
@@ -213,12 +213,12 @@ def _write(path: Path, blob: bytes, kind: str = ".idx", suffix: str = _SUFFIX) -
         except BaseException:
             os.unlink(tmp)
             raise
-        _prune(path.parent, keep=path.name, kind=kind, suffix=suffix)
+        _prune(parent, keep=os.path.basename(path), kind=kind, suffix=suffix)
     except OSError:
         pass  # a cache that cannot be written is no cache
 
 
-def _prune(directory: Path, keep: str, kind: str = ".idx", suffix: str = _SUFFIX) -> None:
+def _prune(directory: str, keep: str, kind: str = ".idx", suffix: str = _SUFFIX) -> None:
     entries = []
     for entry in os.scandir(directory):
         if entry.name.endswith(kind) and not entry.name.endswith(suffix):
@@ -240,7 +240,7 @@ def _prune(directory: Path, keep: str, kind: str = ".idx", suffix: str = _SUFFIX
 # -- reading -------------------------------------------------------------------------------
 
 
-def _own_bytes(path: Path) -> bytes | None:
+def _own_bytes(path: str) -> bytes | None:
     """The file's bytes if this user wrote it and nobody else can change it (an entry
     stands in for a verified signature, and the cache directory may be shared)."""
     try:
@@ -253,7 +253,7 @@ def _own_bytes(path: Path) -> bytes | None:
         return None
 
 
-def _read(path: Path, digest: str, keys: Keyring, allow_untrusted: bool) -> LoadedIndex | None:
+def _read(path: str, digest: str, keys: Keyring, allow_untrusted: bool) -> LoadedIndex | None:
     blob = _own_bytes(path)
     if blob is None:
         return None
@@ -360,14 +360,14 @@ def universe_key(parts: Sequence[object]) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def load_closures(directory: Path | None, key: str) -> dict[str, Closure]:
+def load_closures(directory: str | os.PathLike[str] | None, key: str) -> dict[str, Closure]:
     """The discovery closures kept for universe ``key`` (empty when none, or on any
     problem with the file: it is only a cache)."""
     from alpenglow.apk.solver import Closure
 
     if directory is None:
         return {}
-    blob = _own_bytes(directory / (key + _CLOSURES_SUFFIX))
+    blob = _own_bytes(os.path.join(directory, key + _CLOSURES_SUFFIX))
     body = _checked(blob) if blob is not None else None
     if body is None:
         return {}
@@ -389,10 +389,13 @@ def load_closures(directory: Path | None, key: str) -> dict[str, Closure]:
         return {}
 
 
-def save_closures(directory: Path | None, key: str, closures: Mapping[str, Closure]) -> None:
+def save_closures(
+    directory: str | os.PathLike[str] | None, key: str, closures: Mapping[str, Closure]
+) -> None:
     """Keep ``closures`` for universe ``key`` (atomically; problems are ignored)."""
     if directory is None:
         return
     table = {root: (c.names, c.real) for root, c in closures.items()}
     blob = _sealed(marshal.dumps((_CLOSURES_MAGIC, CLOSURES_FORMAT, key, table)))
-    _write(directory / (key + _CLOSURES_SUFFIX), blob, kind=_CLOSURES_KIND, suffix=_CLOSURES_SUFFIX)
+    path = os.path.join(directory, key + _CLOSURES_SUFFIX)
+    _write(path, blob, kind=_CLOSURES_KIND, suffix=_CLOSURES_SUFFIX)

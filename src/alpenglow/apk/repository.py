@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from alpenglow._record import record
@@ -254,7 +253,7 @@ def open_index(
     url: str,
     keys: object,
     allow_untrusted: bool,
-    cache_dir: Path | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
     data: bytes | None = None,
 ) -> LoadedIndex:
     """:func:`load_index` through the parsed-index cache in ``cache_dir`` (see
@@ -279,17 +278,18 @@ def open_index(
         raise RepositoryError(f"{url}: {exc}", _reason(exc)) from None
 
 
-def repository_files(root: Path) -> list[tuple[str, Path]]:
+def repository_files(root: str | os.PathLike[str]) -> list[tuple[str, str]]:
     """``etc/apk/repositories`` then ``*.list`` of both ``repositories.d`` (etc/ wins)."""
-    files = [("etc/apk/repositories", root / "etc/apk/repositories")]
-    found: dict[str, Path] = {}
+    base = os.fspath(root)
+    files = [("etc/apk/repositories", os.path.join(base, "etc/apk/repositories"))]
+    found: dict[str, str] = {}
     for sub in ("lib/apk/repositories.d", "etc/apk/repositories.d"):
         try:
-            names = sorted(os.listdir(root / sub))
+            names = sorted(os.listdir(os.path.join(base, sub)))
         except OSError:
             continue
         for name in names:
             if not name.startswith(".") and name.endswith(".list"):
-                found[name] = root / sub / name
+                found[name] = os.path.join(base, sub, name)
     files += [(name, found[name]) for name in sorted(found)]
     return files

@@ -15,11 +15,13 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alpenglow._record import field, record
 from alpenglow.errors import SignatureError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = [
     "ALGORITHMS",
@@ -165,12 +167,12 @@ class Keyring:
         return self.keys.get(name)
 
     @classmethod
-    def from_directory(cls, *directories: Path | str) -> Keyring:
+    def from_directory(cls, *directories: str | os.PathLike[str]) -> Keyring:
         """Read every regular file in ``directories`` (earlier ones win); a missing
         directory contributes nothing."""
         keys: dict[str, bytes] = {}
         for directory in directories:
-            path = Path(directory)
+            path = os.fspath(directory)
             try:
                 entries = sorted(os.scandir(path), key=lambda e: e.name)
             except (FileNotFoundError, NotADirectoryError):
@@ -181,7 +183,8 @@ class Keyring:
                 if entry.name in keys or not entry.is_file():
                     continue
                 try:
-                    keys[entry.name] = Path(entry.path).read_bytes()
+                    with open(entry.path, "rb") as fh:
+                        keys[entry.name] = fh.read()
                 except OSError as exc:
                     raise SignatureError(f"{entry.path}: cannot read key ({exc})") from None
         return cls(keys, " ".join(str(d) for d in directories) or "the trusted keys")
@@ -260,6 +263,8 @@ class Signer:
         """Load a PEM private key. The key name defaults to the file name plus ``.pub``
         (abuild's ``NAME.rsa`` / ``NAME.rsa.pub`` pair)."""
         _check_algorithm(algorithm)
+        from pathlib import Path
+
         path = Path(path)
         try:
             pem = path.read_bytes()
@@ -306,6 +311,8 @@ def write_keypair(
     Refuses to overwrite existing files. Returns (private key path, public key path).
     """
     stamp = format(int(time.time() if now is None else now), "08x")
+    from pathlib import Path
+
     base = Path(f"{prefix}-{stamp}")
     private_path = base.with_name(base.name + ".rsa")
     public_path = base.with_name(base.name + ".rsa.pub")

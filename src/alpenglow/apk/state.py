@@ -72,10 +72,11 @@ def _errno_text(exc: OSError) -> str:
     return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
-def _read(path: Path) -> bytes | None:
+def _read(path: str | os.PathLike[str]) -> bytes | None:
     """The file's bytes, None if it does not exist; other failures raise DatabaseError."""
     try:
-        return path.read_bytes()
+        with open(path, "rb") as fh:
+            return fh.read()
     except FileNotFoundError:
         return None
     except OSError as exc:

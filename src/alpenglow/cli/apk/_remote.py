@@ -174,16 +174,16 @@ class NetworkRepositories:
     def __init__(
         self,
         ctx: ApkContext,
-        root: Path,
+        root: str | os.PathLike[str],
         warn: Any,
         *,
         writable: bool,
         keys: object,
         allow_untrusted: bool,
-        index_cache: Path | None,
+        index_cache: str | os.PathLike[str] | None,
     ) -> None:
         self.ctx = ctx
-        self.root = root
+        self.root = Path(root)
         self.warn = warn
         self.writable = writable
         self.keys = keys

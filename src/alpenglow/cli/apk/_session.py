@@ -15,7 +15,6 @@ import gc
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from alpenglow._record import field, record
@@ -152,7 +151,7 @@ class Session:
 
     ctx: ApkContext
     out: Output
-    root: Path
+    root: str
     pool: Pool
     world: list[Dependency]
     installed: list[InstalledPackage]
@@ -193,9 +192,16 @@ def _opt(ctx: ApkContext, name: str, default: Any = None) -> Any:
     return getattr(ctx.opts, name, default)
 
 
-def _read(path: Path) -> bytes | None:
+def _at(base: str, rel: str) -> str:
+    """``base / rel`` as a string: the paths of a root are joined with :mod:`os.path`, so
+    that opening one does not pay for importing :mod:`pathlib`."""
+    return os.path.join(base, rel)
+
+
+def _read(path: str) -> bytes | None:
     try:
-        return path.read_bytes()
+        with open(path, "rb") as fh:
+            return fh.read()
     except FileNotFoundError:
         return None
     except IsADirectoryError:
@@ -214,7 +220,7 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
     verbosity = 1 + int(_opt(ctx, "verbose", 0) or 0) - int(_opt(ctx, "quiet", 0) or 0)
     out = Output(ctx.stdout, ctx.stderr, verbosity)
     root_opt = str(_opt(ctx, "root", "/") or "/")
-    root = Path(root_opt)
+    root = root_opt
     root_set = root_opt != "/"
     simulate = bool(_opt(ctx, "simulate", False))
     initdb = bool(_opt(ctx, "initdb", False))
@@ -233,7 +239,7 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
             if a and a not in arches:
                 arches.append(a)
     else:
-        data = _read(root / "etc/apk/arch")
+        data = _read(_at(root, "etc/apk/arch"))
         if data is not None:
             for line in data.decode("utf-8", "replace").split("\n"):
                 a = line.strip()
@@ -247,16 +253,16 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
         out.err(f"Failed to open apk database: {reason}")
         return Failed(1)
 
-    db_dir = root / "lib/apk/db"
-    if writable and not initdb and not db_dir.is_dir():
+    db_dir = _at(root, "lib/apk/db")
+    if writable and not initdb and not os.path.isdir(db_dir):
         raise fail("Unable to lock database", "No such file or directory")
 
     # the package cache
     cache_active = False
-    cache_dir: Path | None = None
+    cache_dir: str | None = None
     if not no_cache:
-        cache_dir = root / str(_opt(ctx, "cache_dir", None) or "etc/apk/cache")
-        cache_active = cache_dir.is_dir()
+        cache_dir = _at(root, str(_opt(ctx, "cache_dir", None) or "etc/apk/cache"))
+        cache_active = os.path.isdir(cache_dir)
     root_tmpfs = _opt(ctx, "root_tmpfs", None)
     permanent = not bool(root_tmpfs)
 
@@ -267,9 +273,9 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
     # world, then the installed database
     world: list[Dependency] = []
     installed: list[InstalledPackage] = []
-    if not db_dir.is_dir() and not initdb:
+    if not os.path.isdir(db_dir) and not initdb:
         raise fail("Unable to read database", "No such file or directory")
-    world_data = _read(root / "etc/apk/world")
+    world_data = _read(_at(root, "etc/apk/world"))
     if world_data is None and not initdb:
         raise fail("Unable to read database", "No such file or directory")
     try:
@@ -277,17 +283,17 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
         if world_data:
             from alpenglow.apk.database import parse_world
 
-            world = list(parse_world(world_data, source=str(root / "etc/apk/world")))
+            world = list(parse_world(world_data, source=_at(root, "etc/apk/world")))
         pool.note_world(world)
         for d in world:
             pool.tag_id(d.tag)
-        installed_data = _read(db_dir / "installed")
+        installed_data = _read(_at(db_dir, "installed"))
         if universe is not None:
             universe += ["installed", installed_data]
         if installed_data:
             from alpenglow.apk.database import parse_installed
 
-            installed = parse_installed(installed_data, source=str(db_dir / "installed"))
+            installed = parse_installed(installed_data, source=_at(db_dir, "installed"))
     except DatabaseError as exc:
         out.err(str(exc))
         raise fail("Unable to read database", "v2 database format error") from None
@@ -296,21 +302,21 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
         broken=[(ip.broken_files, ip.broken_script) for ip in installed],
     )
     if bad:
-        out.err(f"{db_dir / 'installed'}: package {bad[0]!r} has no valid C: identity")
+        out.err(f"{_at(db_dir, 'installed')}: package {bad[0]!r} has no valid C: identity")
         raise fail("Unable to read database", "v2 database format error")
 
     # non-repository packages remembered in the cache
     if cache_active and not permanent and cache_dir is not None:
-        data = _read(cache_dir / "installed")
+        data = _read(_at(cache_dir, "installed"))
         if universe is not None:
             universe += ["cached", data]
         if data is not None:
             from alpenglow.apk.index import parse_index
 
             try:
-                pool.add_cached(parse_index(data, source=str(cache_dir / "installed")))
+                pool.add_cached(parse_index(data, source=_at(cache_dir, "installed")))
             except AlpenglowError as exc:
-                out.warn(f"opening {cache_dir / 'installed'}: {exc}")
+                out.warn(f"opening {_at(cache_dir, 'installed')}: {exc}")
 
     # repositories: command line, then the configuration files
     arch = arches[0]
@@ -327,7 +333,8 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
     repo_file = _opt(ctx, "repositories_file", None)
     if repo_file:
         try:
-            text = Path(str(repo_file)).read_bytes().decode("utf-8", "replace")
+            with open(str(repo_file), "rb") as fh:
+                text = fh.read().decode("utf-8", "replace")
         except OSError as exc:
             out.err(f"failed to read repositories: {repo_file}: {_errno_text(exc)}")
         else:
@@ -375,7 +382,7 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
         action = "opening"
         if remote and not no_cache and cache_dir is not None:
             action = "opening from cache"
-            index_path = str(cache_dir / cache_file_name(repo.url))
+            index_path = _at(cache_dir, cache_file_name(repo.url))
         elif remote:
             action = "fetching"
         packages: IndexTable | None = None
@@ -451,14 +458,14 @@ def open_session(ctx: ApkContext, *, writable: bool = True) -> Session:
     )
 
 
-def _keyring(ctx: ApkContext, root: Path) -> object:
+def _keyring(ctx: ApkContext, root: str) -> object:
     from alpenglow.apk.signing import Keyring
 
     keys_dir = _opt(ctx, "keys_dir", None)
     try:
         if keys_dir:
-            return Keyring.from_directory(root / str(keys_dir))
-        return Keyring.from_directory(root / "etc/apk/keys", root / "lib/apk/keys")
+            return Keyring.from_directory(_at(root, str(keys_dir)))
+        return Keyring.from_directory(_at(root, "etc/apk/keys"), _at(root, "lib/apk/keys"))
     except AlpenglowError:
         return Keyring()
 
