@@ -33,7 +33,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from operator import attrgetter
-from typing import Any, TypeVar, dataclass_transform, overload
+
+from alpenglow._typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any, TypeVar, dataclass_transform, overload
+else:
+    from alpenglow._typing import dataclass_transform, overload
 
 __all__ = ["field", "fields_of", "record", "replace"]
 
@@ -42,7 +48,8 @@ def __dir__() -> list[str]:
     return __all__
 
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    T = TypeVar("T")
 
 _MISSING: Any = object()
 
@@ -230,13 +237,13 @@ def record(cls: type[T], /) -> type[T]: ...
 
 
 @overload
-def record(
+def record(  # noqa: F811 - an overload (typing.overload is not imported at run time)
     *, frozen: bool = True, slots: bool = True, eq: bool = True
 ) -> Callable[[type[T]], type[T]]: ...
 
 
 @dataclass_transform(frozen_default=True, field_specifiers=(field,))
-def record(
+def record(  # noqa: F811 - the implementation of the overloads above
     cls: type[T] | None = None, /, *, frozen: bool = True, slots: bool = True, eq: bool = True
 ) -> type[T] | Callable[[type[T]], type[T]]:
     """Make ``cls`` a record (see the module's docstring)."""

@@ -34,9 +34,9 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import accumulate, chain, islice, repeat
-from typing import TYPE_CHECKING, cast
 
 from alpenglow._record import fields_of, record
+from alpenglow._typing import TYPE_CHECKING, cast
 from alpenglow.apk.dependency import Dependency, parse_cached
 from alpenglow.errors import ArchiveError, IndexFormatError, InvalidDependency, SignatureError
 
@@ -255,7 +255,7 @@ def _dep_table(values: Iterable[str | None]) -> tuple[_DepTable, set[str]]:
     """
     unique = dict.fromkeys(values)
     unique.pop(None, None)
-    texts = cast(list[str], list(unique))
+    texts = cast("list[str]", list(unique))
     splits = list(map(str.split, texts))
     atoms = chain.from_iterable(splits)
     parsed: list[Dependency | None] = []
@@ -276,7 +276,7 @@ def _dep_table(values: Iterable[str | None]) -> tuple[_DepTable, set[str]]:
             owner = bisect_right(ends, position)
             broken.add(texts[owner])
             tuples[owner] = tuple(d for d in tuples[owner] if d is not None)
-    table = cast(_DepTable, dict(zip(texts, tuples, strict=True)))
+    table = cast("_DepTable", dict(zip(texts, tuples, strict=True)))
     table[None] = ()
     return table, broken
 
@@ -331,7 +331,7 @@ def _parse_canonical(text: str) -> list[Package] | None:
             uninstallable,
         )
     )
-    return cast(list[Package], shells)
+    return cast("list[Package]", shells)
 
 
 _INT_FIELDS = {"S": "size", "I": "installed_size", "t": "build_time", "q": "replaces_priority"}

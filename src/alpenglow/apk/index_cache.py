@@ -41,8 +41,8 @@ import marshal
 import os
 import zlib
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 
+from alpenglow._typing import TYPE_CHECKING
 from alpenglow.apk.index import IndexArchive, Package, load_index_archive
 from alpenglow.apk.index_table import IndexTable, decode_columns, encode_columns
 from alpenglow.apk.signing import Keyring

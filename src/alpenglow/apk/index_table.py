@@ -32,10 +32,10 @@ import marshal
 import sys
 from array import array
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
 from zlib import crc32
 
 from alpenglow._record import fields_of
+from alpenglow._typing import TYPE_CHECKING
 from alpenglow.apk.dependency import Dependency
 from alpenglow.apk.index import Package
 from alpenglow.apk.solver import identity_key
@@ -43,6 +43,7 @@ from alpenglow.apk.version import Op
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from typing import Any
 
 __all__ = ["PLAIN", "SKIPPED", "IndexTable", "decode_columns", "encode_columns"]
 

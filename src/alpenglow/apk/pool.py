@@ -25,9 +25,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import count
 from operator import attrgetter
-from typing import TYPE_CHECKING
 
 from alpenglow._record import fields_of, record, replace
+from alpenglow._typing import TYPE_CHECKING
 from alpenglow.apk.index_table import SKIPPED, IndexTable
 from alpenglow.apk.solver import Candidate, identity_key
 from alpenglow.apk.version import CHECKSUM, is_valid

@@ -20,9 +20,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from typing import TYPE_CHECKING
 
 from alpenglow._record import record
+from alpenglow._typing import TYPE_CHECKING
 from alpenglow.errors import AlpenglowError, ArchiveError, FormatError, SignatureError
 
 if TYPE_CHECKING:

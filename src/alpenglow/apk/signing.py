@@ -15,13 +15,14 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
 
 from alpenglow._record import field, record
+from alpenglow._typing import TYPE_CHECKING
 from alpenglow.errors import SignatureError
 
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
 __all__ = [
     "ALGORITHMS",

@@ -26,12 +26,14 @@ from binascii import a2b_base64
 from collections import deque
 from collections.abc import Callable, Container, Iterable, Mapping, MutableMapping, Sequence
 from enum import IntFlag
-from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from alpenglow._record import field, record
+from alpenglow._typing import TYPE_CHECKING, Protocol
 from alpenglow.apk.version import ANY, CHECKSUM, Op, compare_mask
 
 if TYPE_CHECKING:
+    from typing import TypeVar
+
     from alpenglow.apk.dependency import Dependency
     from alpenglow.apk.index import Package
 
@@ -363,7 +365,8 @@ class _Pkg:
         return f"<_Pkg {self.cand}>"
 
 
-_T = TypeVar("_T")
+if TYPE_CHECKING:
+    _T = TypeVar("_T")
 
 _NO_QUEUE, _Q_RESOLVENOW, _Q_SELECTABLE, _Q_UNRESOLVED = range(4)
 

@@ -12,15 +12,16 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from alpenglow._record import field, record
+from alpenglow._typing import TYPE_CHECKING, cast
 from alpenglow.cli.apk._options import Options, OptionTable, Unsupported
 from alpenglow.errors import AlpenglowError, UsageError
 
 if TYPE_CHECKING:
     # argparse is imported only when a command line needs it (see _options): it is slow
     import argparse
+    from typing import TextIO
 
 __all__ = ["APPLETS", "ApkContext", "Applet", "build_parser", "parse_options", "run"]
 
@@ -250,8 +251,8 @@ def parse_options(applet: Applet, args: list[str]) -> argparse.Namespace | Optio
     :class:`~alpenglow.cli.apk._options.OptionTable` leaves to it (help, errors, ...)."""
     try:
         table = OptionTable()
-        add_global_options(cast(Any, table))
-        applet.configure(cast(Any, table))
+        add_global_options(cast("argparse.ArgumentParser", table))
+        applet.configure(cast("argparse.ArgumentParser", table))
         return table.parse(args)
     except Unsupported:
         return build_parser(applet).parse_intermixed_args(args)

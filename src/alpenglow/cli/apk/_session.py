@@ -15,9 +15,9 @@ import gc
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from alpenglow._record import field, record
+from alpenglow._typing import TYPE_CHECKING, cast
 from alpenglow.apk.changeset import (
     Stats,
     Wrapper,
@@ -41,6 +41,8 @@ from alpenglow.apk.version import compare
 from alpenglow.errors import AlpenglowError, DatabaseError
 
 if TYPE_CHECKING:
+    from typing import Any, TextIO
+
     from alpenglow.apk.database import InstalledPackage
     from alpenglow.apk.dependency import Dependency
     from alpenglow.apk.index_table import IndexTable

@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from typing import TYPE_CHECKING
 
+from alpenglow._typing import TYPE_CHECKING
 from alpenglow.apk.dependency import Dependency, parse
 from alpenglow.apk.solver import SolverFlag
 from alpenglow.apk.version import ANY, Op
