@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from alpenglow.apk.index import Package
-from alpenglow.apk.pool import _PLAIN_VERSION, _Entry, _freeze
+from alpenglow.apk.pool import _Entry, _freeze, _plain_version
 from alpenglow.apk.solver import Candidate
 from alpenglow.apk.version import is_valid
 
@@ -16,15 +16,15 @@ _PIECES = [*"0123456789.abpr_-~zx", "_alpha", "_beta", "_rc", "_git", "_p", "-r"
 
 @given(st.lists(st.sampled_from(_PIECES), min_size=1, max_size=10).map("".join))
 def test_plain_version_shape_is_only_ever_valid(text: str) -> None:
-    if _PLAIN_VERSION(text) is not None:
+    if _plain_version()(text) is not None:
         assert is_valid(text)
 
 
 def test_plain_version_shape_covers_common_versions() -> None:
     for text in ("1.2.3-r0", "2.0_rc1-r2", "1.1.1q-r0", "0.9_git20220101~abc1-r3", "5"):
-        assert _PLAIN_VERSION(text) is not None
+        assert _plain_version()(text) is not None
     for text in ("1..2", "1.2a3", "a1", "1.2_foo", "1.2-r", "1.2~"):
-        assert _PLAIN_VERSION(text) is None
+        assert _plain_version()(text) is None
 
 
 def test_entry_freezes_into_a_candidate() -> None:

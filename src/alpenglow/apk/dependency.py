@@ -13,10 +13,10 @@ world file. Names may carry namespaces (``so:libc.musl-x86_64.so.1``, ``cmd:sh``
 
 from __future__ import annotations
 
-import re
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from alpenglow._record import record
+from alpenglow._typing import TYPE_CHECKING
 from alpenglow.apk.version import (
     ANY,
     CHECKSUM,
@@ -27,6 +27,9 @@ from alpenglow.apk.version import (
     version_matches,
 )
 from alpenglow.errors import InvalidDependency
+
+if TYPE_CHECKING:
+    import re
 
 __all__ = [
     "Dependency",
@@ -47,9 +50,16 @@ _SEPARATORS = frozenset(" \t\n")
 _FORBIDDEN_IN_NAME = frozenset(" \t\n\r\v\f<>=~@!") | frozenset(map(chr, range(32)))
 
 
-# The well-formed atom, in one pass: conflict, name, tag, operator, version. Anything that
-# does not match goes through the careful parser, which knows where the problem is.
-_ATOM = re.compile(r"(!?)([^<>=~@!\x00-\x20]+)(?:@([^<>=~@!\x00-\x20]+))?(?:([<>=~]+)(.*))?\Z")
+@cache
+def _atom() -> re.Pattern[str]:
+    """The well-formed atom, in one pass: conflict, name, tag, operator, version. Anything
+    that does not match goes through the careful parser, which knows where the problem is.
+    Compiled when first needed: a plain name needs no pattern, and ``re`` costs start-up."""
+    import re
+
+    return re.compile(r"(!?)([^<>=~@!\x00-\x20]+)(?:@([^<>=~@!\x00-\x20]+))?(?:([<>=~]+)(.*))?\Z")
+
+
 _OPS: dict[str, Op] = {
     "<": Op.LT,
     "<=": Op.LT | Op.EQ,
@@ -114,7 +124,9 @@ def parse(text: str) -> Dependency:
     >>> dep.name, dep.op, dep.version
     ('so:libc.musl-x86_64.so.1', <Op.EQ: 1>, '1')
     """
-    match = _ATOM.match(text)
+    if text and _FORBIDDEN_IN_NAME.isdisjoint(text):
+        return Dependency(text)  # a plain name, the most common atom
+    match = _atom().match(text)
     if match is not None:
         bang, name, tag, op_text, version = match.groups()
         if op_text is None:

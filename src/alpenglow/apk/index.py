@@ -29,7 +29,6 @@ D:so:libc.musl-x86_64.so.1 /bin/sh
 from __future__ import annotations
 
 import gc
-import re
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -287,6 +286,8 @@ def _parse_canonical(text: str) -> list[Package] | None:
     Works column by column (all names, all sizes, ...) so that most of the work runs in
     C-level ``map`` calls rather than per-field Python code.
     """
+    import re  # here, not at the top: a run whose indexes come from the cache never parses
+
     parts: list[str | None] = re.split(_CANONICAL_PATTERN, text)
     if any(parts[::_STRIDE]):  # text between matches: not all stanzas are canonical
         return None

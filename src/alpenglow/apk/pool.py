@@ -19,10 +19,10 @@ after that (``add --virtual``) are appended like apk's late additions.
 from __future__ import annotations
 
 import gc
-import re
 import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import cache
 from itertools import count
 from operator import attrgetter
 
@@ -181,16 +181,21 @@ def _truncate_at_tag(deps: tuple[Dependency, ...]) -> tuple[tuple[Dependency, ..
     return deps, False
 
 
-# The usual shape of a valid apk version (digits, dotted digits, a letter, suffixes, a
-# ~hash, a -r revision): a match is valid without the tokenizer; anything else is asked.
-_PLAIN_VERSION = re.compile(
-    r"[0-9]+(?:\.[0-9]+)*[a-z]?(?:_(?:alpha|beta|pre|rc|cvs|svn|git|hg|p)[0-9]*)*"
-    r"(?:~[0-9a-f]+)?(?:-r[0-9]+)?\Z"
-).match
+@cache
+def _plain_version() -> Callable[[str], object]:
+    """The usual shape of a valid apk version (digits, dotted digits, a letter, suffixes, a
+    ~hash, a -r revision): a match is valid without the tokenizer; anything else is asked.
+    Compiled when first needed (``re`` costs start-up; most runs check few versions)."""
+    import re
+
+    return re.compile(
+        r"[0-9]+(?:\.[0-9]+)*[a-z]?(?:_(?:alpha|beta|pre|rc|cvs|svn|git|hg|p)[0-9]*)*"
+        r"(?:~[0-9a-f]+)?(?:-r[0-9]+)?\Z"
+    ).match
 
 
 def _valid_version(version: str) -> bool:
-    return _PLAIN_VERSION(version) is not None or is_valid(version)
+    return _plain_version()(version) is not None or is_valid(version)
 
 
 def _has_broken_version(deps: tuple[Dependency, ...]) -> bool:

@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
+from functools import cache
 
 from alpenglow._record import record
 from alpenglow._typing import TYPE_CHECKING
 from alpenglow.errors import AlpenglowError, ArchiveError, FormatError, SignatureError
 
 if TYPE_CHECKING:
+    import re
+
     from alpenglow.apk.index_cache import LoadedIndex
 
 __all__ = [
@@ -93,8 +95,13 @@ def index_location(url: str) -> str | None:
     return url
 
 
-_VARIABLE = re.compile(r"\$\{([^}]*)\}")
-_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+@cache
+def _patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """``${NAME}`` (or ``${NAME:count}``) and a variable name: compiled when a repository
+    line needs them (``re`` costs start-up, and most lines have no variables)."""
+    import re
+
+    return re.compile(r"\$\{([^}]*)\}"), re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 
 
 def _is_url(word: str) -> bool:
@@ -134,7 +141,9 @@ def parse_repositories(
                     value = value[: int(count)]
             return value
 
-        out = _VARIABLE.sub(one, value)
+        if "${" not in value:
+            return value
+        out = _patterns()[0].sub(one, value)
         if missing:
             warnings.append(f"{source}:{lineno}: undefined variable: {missing[0]}")
             return None
@@ -159,7 +168,7 @@ def parse_repositories(
                         return repos, warnings
                     overwrite = False
                 key, eq, value = rest.partition("=")
-                if not eq or key.startswith("APK_") or not _NAME.match(key):
+                if not eq or key.startswith("APK_") or not _patterns()[1].match(key):
                     warnings.append(f"{source}:{lineno}: invalid variable definition: {rest}")
                     return repos, warnings
                 expanded = subst(value, lineno)
