@@ -230,10 +230,13 @@ def test_damaged_dump_is_refused() -> None:
     with pytest.raises(ValueError, match="layout"):
         IndexTable.load(dumped[:-1])
     with pytest.raises(ValueError, match="do not fit"):
-        IndexTable.load((*dumped[:5], (b"", b"", b""), dumped[6]))
+        IndexTable.load((*dumped[:5], (b"", b"", b""), *dumped[6:]))
     bad_tables = (dumped[6][0][:-4], *dumped[6][1:])
     with pytest.raises(ValueError, match="do not fit"):
-        IndexTable.load((*dumped[:6], bad_tables))
+        IndexTable.load((*dumped[:6], bad_tables, dumped[7]))
+    # a package that is not read as listed must come with its normalized form
+    with pytest.raises(ValueError, match="do not fit the flags"):
+        IndexTable.load((*dumped[:3], b"\x00", *dumped[4:]))
 
 
 def test_packages_decoded_one_by_one_stay_when_the_rest_come_in_bulk(

@@ -66,7 +66,7 @@ def __dir__() -> list[str]:
     return __all__
 
 
-FORMAT = 7
+FORMAT = 8
 """Version of the entry layout; entries of another version are ignored."""
 MAX_ENTRIES = 16
 """Entries kept in the cache directory."""

@@ -31,7 +31,7 @@ from __future__ import annotations
 import marshal
 import sys
 from array import array
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from zlib import crc32
 
 from alpenglow._record import fields_of
@@ -253,6 +253,24 @@ def decode_columns(blob: bytes | memoryview) -> tuple[Package, ...]:
     return tuple(map(_PackageShell, *columns))  # type: ignore[arg-type]
 
 
+def _plain_values(pkg: Package) -> tuple[Any, ...]:
+    """A package's fields as plain values (dependencies as tuples), for ``marshal``."""
+    values: list[Any] = [getattr(pkg, f) for f in _FIELDS]
+    for at in _DEP_AT:
+        values[at] = tuple((d.name, int(d.op), d.version, d.conflict, d.tag) for d in values[at])
+    return tuple(values)
+
+
+def _from_plain_values(values: Sequence[Any]) -> Package:
+    fields = list(values)
+    for at in _DEP_AT:
+        fields[at] = tuple(
+            _DependencyShell(name, _op(op), version, conflict, tag)
+            for name, op, version, conflict, tag in fields[at]
+        )
+    return _PackageShell(*fields)  # type: ignore[return-value]
+
+
 def _ints(values: Sequence[int] | array[int]) -> bytes:
     return array("I", values).tobytes()
 
@@ -296,6 +314,7 @@ class IndexTable:
         "_identities",
         "_iif",
         "_made",
+        "_normalized",
         "_offsets",
         "_prov",
         "_prov_at",
@@ -330,6 +349,7 @@ class IndexTable:
         self._atom_blob = b""
         self._bulk: Callable[[], Sequence[Package] | None] | None = None
         self._decoded = 0
+        self._normalized: dict[int, tuple[Package, bool, int]] | tuple[Any, ...] = {}
         if isinstance(records, tuple) and len(records) == 3 and isinstance(records[1], bytes):
             offsets, blob, atoms = records
             self._offsets = memoryview(offsets).cast("I")
@@ -383,6 +403,7 @@ class IndexTable:
         rdep: list[set[int]] = [set() for _ in names]
         riif: list[set[int]] = [set() for _ in names]
         fresh = Compat()
+        normalized: dict[int, tuple[Package, bool, int]] = {}
         for i, raw in enumerate(packages):
             ident = identity_key(raw.checksum)
             identities += ident or bytes(_IDENTITY)
@@ -390,6 +411,8 @@ class IndexTable:
             pkg, uninstallable = normalize_index_package(raw, compat)
             if pkg is raw and not uninstallable and compat == fresh:
                 flags[i] |= PLAIN
+            else:
+                normalized[i] = (pkg, uninstallable, compat.bits())
             if not ident or ident in seen:
                 flags[i] |= SKIPPED
                 continue
@@ -415,7 +438,7 @@ class IndexTable:
             _ints([j for j, s in enumerate(riif) if s]),
             _name_slots(names),
         )
-        return cls(
+        table = cls(
             tuple(names),
             _ints(buckets),
             bytes(flags),
@@ -423,6 +446,8 @@ class IndexTable:
             tuple(packages),
             tables,
         )
+        table._normalized = normalized
+        return table
 
     def dump(self) -> tuple[Any, ...]:
         """The table as plain values for ``marshal`` (see :meth:`load`)."""
@@ -448,6 +473,10 @@ class IndexTable:
                 self._slots,
             )
         )
+        normalized = tuple(
+            (i, _plain_values(pkg), uninstallable, bits)
+            for i, (pkg, uninstallable, bits) in self.normalized().items()
+        )
         return (
             _LAYOUT,
             self.names,
@@ -456,15 +485,16 @@ class IndexTable:
             self._identities,
             records,
             tables,
+            normalized,
         )
 
     @classmethod
     def load(cls, dumped: object) -> IndexTable:
         """A table from :meth:`dump`'s values. Raises ValueError (or another exception)
         when they are not such values."""
-        if not isinstance(dumped, tuple) or len(dumped) != 7 or dumped[0] != _LAYOUT:
+        if not isinstance(dumped, tuple) or len(dumped) != 8 or dumped[0] != _LAYOUT:
             raise ValueError("not an index table of this layout")
-        _, names, buckets, flags, identities, records, tables = dumped
+        _, names, buckets, flags, identities, records, tables, normalized = dumped
         if not isinstance(names, tuple) or not set(map(type, names)) <= {str}:
             raise ValueError("bad names")
         if not isinstance(records, tuple) or len(records) != 3:
@@ -475,7 +505,12 @@ class IndexTable:
             raise ValueError("bad tables")
         if not all(isinstance(t, bytes) for t in tables):
             raise ValueError("bad tables")
-        return cls(names, buckets, flags, identities, records, tables)
+        plain = flags.count(PLAIN) + flags.count(PLAIN | SKIPPED)
+        if not isinstance(normalized, tuple) or len(normalized) != len(flags) - plain:
+            raise ValueError("normalized packages do not fit the flags")
+        table = cls(names, buckets, flags, identities, records, tables)
+        table._normalized = normalized
+        return table
 
     # -- packages --------------------------------------------------------------------------
 
@@ -527,11 +562,16 @@ class IndexTable:
         """:data:`PLAIN` and :data:`SKIPPED` bits of package ``i``."""
         return self._flags[i]
 
-    def unplain(self) -> Iterator[int]:
-        """The packages apk does not read exactly as listed (normalised by the pool)."""
-        for i, flag in enumerate(self._flags):
-            if not flag & PLAIN:
-                yield i
+    def normalized(self) -> dict[int, tuple[Package, bool, int]]:
+        """The packages apk does not read exactly as listed, as it holds them: number ->
+        (package, uninstallable, :meth:`~alpenglow.apk.pool.Compat.bits` it sets)."""
+        found = self._normalized
+        if isinstance(found, tuple):
+            found = self._normalized = {
+                i: (_from_plain_values(values), uninstallable, bits)
+                for i, values, uninstallable, bits in found
+            }
+        return found
 
     def identity(self, i: int) -> bytes:
         """Package ``i``'s identity key (:func:`~alpenglow.apk.solver.identity_key`)."""

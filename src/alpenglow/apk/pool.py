@@ -162,6 +162,16 @@ class Compat:
     notinstallable: bool = False
     depversions: bool = False
 
+    def bits(self) -> int:
+        """The three flags as one number (see :meth:`add_bits`)."""
+        return self.newfeatures | self.notinstallable << 1 | self.depversions << 2
+
+    def add_bits(self, bits: int) -> None:
+        """Set the flags that ``bits`` (from :meth:`bits`) has set."""
+        self.newfeatures = self.newfeatures or bool(bits & 1)
+        self.notinstallable = self.notinstallable or bool(bits & 2)
+        self.depversions = self.depversions or bool(bits & 4)
+
     def warnings(self) -> list[str]:
         """apk's warnings, in its order (messages without the ``WARNING:`` prefix)."""
         how = "are not installable" if self.notinstallable else "might not function properly"
@@ -553,8 +563,9 @@ class Pool:
         other (one candidate, several repository bits), and apk's reading flags."""
         for listed in self._listed:
             table = listed.table
-            for i in table.unplain():
-                listed.normalized[i] = normalize_index_package(table.package(i), self.compat)
+            for i, (pkg, uninstallable, bits) in table.normalized().items():
+                listed.normalized[i] = (pkg, uninstallable)
+                self.compat.add_bits(bits)
         if not self._by_identity and len(self._listed) == 1:
             return  # nothing to share with
         earlier: dict[bytes, tuple[_Listed, int]] = {}
