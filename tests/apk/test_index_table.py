@@ -96,16 +96,23 @@ def _pools(
     late: Sequence[Package] = (),
 ) -> list[Pool]:
     """The same universe made four ways: packages, tables as built, tables loaded back,
-    and (to check the check) packages again."""
+    and tables loaded back then read all at once."""
     pools = []
-    for how in ("packages", "built", "loaded"):
+    for how in ("packages", "built", "loaded", "read all"):
         pool = Pool(["x86_64"])
         pool.note_world([parse(n) for n in world])
         pool.add_installed(installed)
         for r, packages in enumerate(repos):
-            given: object = packages if how == "packages" else _table(packages, how == "loaded")
+            given: object = packages if how == "packages" else _table(packages, how != "built")
             pool.add_repository(f"repo{r}", given, tags=(None if r == 0 else "edge",))  # type: ignore[arg-type]
         pool.finish()
+        if how == "read all":
+            before = [c for c, _ in pool.providers("musl")]
+            pool.read_all()
+            assert not pool._listed
+            after = [c for c, _ in pool.providers("musl")]  # handed out: the same objects
+            assert len(after) == len(before)
+            assert all(a is b for a, b in zip(after, before, strict=True))
         for pkg in late:
             pool.add_virtual(pkg)
         pools.append(pool)
@@ -191,7 +198,7 @@ def test_solves_are_the_same(alpine: tuple[Package, ...]) -> None:
         for pool in _pools([alpine], world=world):
             sol = solve(pool, [parse(n) for n in world])
             results.append([(str(c.old), str(c.new)) for c in sol.changes])
-        assert results[0] == results[1] == results[2], world
+        assert results[0] == results[1] == results[2] == results[3], world
 
 
 def test_small_index_flags_and_tables() -> None:

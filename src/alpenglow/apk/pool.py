@@ -558,6 +558,34 @@ class Pool:
                 self._merge_listed()
             self._finish()
 
+    def read_all(self) -> None:
+        """Make every candidate of the repositories given as tables now, and answer from
+        then on as a pool given every package does. A discovery walk with nothing known
+        reaches most of an index (every name of Alpine's main from ``alpine-base``): one
+        pass over all the packages, read in bulk, costs less than asking name by name.
+        Nothing changes in the answers; candidates handed out already stay the same
+        objects. Does nothing once packages were added after :meth:`finish`."""
+        if not self._listed or not self._finished or self._late:
+            return
+        with _gc_paused():
+            entries = list(self._entries)
+            for listed in self._listed:
+                table = listed.table
+                table.packages()  # in bulk when the table can
+                merged = listed.merged
+                for i in range(len(table)):
+                    if not table.flags(i) & SKIPPED and i not in merged:
+                        cand = self._candidate(listed, i)
+                        entries.append(cand)
+                        self._by_identity.setdefault(cand.identity, cand)
+                remember_buckets(table.names, map(table.bucket, range(len(table.names))))
+            self._entries = entries
+            self._listed = []
+            self._provider_memo = {}
+            self._iif_names = None
+            self._repo_providers = None
+            self._finish()
+
     def _merge_listed(self) -> None:
         """What the tables cannot know: packages they share with the entries or with each
         other (one candidate, several repository bits), and apk's reading flags."""

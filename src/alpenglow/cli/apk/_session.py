@@ -784,6 +784,12 @@ def solve_session(
     directory = default_directory() if key is not None else None
     closures = load_closures(directory, key) if key is not None else None
     known = len(closures) if closures is not None else 0
+    if world:
+        # the first root (in the solver's order) is walked with nothing seen: unless its
+        # closure is known, that walk reaches most of the packages; make them all at once
+        first = min(world, key=lambda d: (d.name.lower(), d.name)).name
+        if closures is None or first not in closures:
+            session.pool.read_all()
     solution = solve(
         session.pool,
         world,
