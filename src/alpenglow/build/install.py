@@ -375,6 +375,7 @@ def _open_pool(
         )
         by_index.setdefault(index, repo)
     pool.finish()
+    pool.read_all()  # a build's solve walks from nothing known: every package, in one pass
     warnings += pool.compat.warnings()
     return _Opened(pool, by_index, warnings)
 
