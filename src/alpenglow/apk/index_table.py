@@ -211,24 +211,26 @@ def encode_columns(packages: Sequence[Package]) -> bytes:
     atoms: dict[Dependency, int] = {}
     lists: dict[tuple[int, ...], int] = {}
     columns: list[list[object]] = []
-    # equal values as one object: marshal then writes each once and reads back references
-    # (keyed with the type: True == 1, and a bool must stay a bool)
-    shared: dict[tuple[type, object], object] = {}
 
-    def one(value: object) -> object:
-        return shared.setdefault((type(value), value), value)
+    def shared(values: list[object]) -> list[object]:
+        """Equal values of one column as one object: marshal then writes each once and
+        reads back references. (Within a column the types agree, so ``True == 1`` cannot
+        merge a bool into an int.)"""
+        seen: dict[object, object] = {}
+        one = seen.setdefault
+        return [one(v, v) for v in values]
 
     for name in _FIELDS:
         values = [getattr(p, name) for p in packages]
         if name not in _DEP_FIELDS:
-            values = list(map(one, values))
+            values = shared(values)
         else:
             values = [
                 lists.setdefault(tuple(atoms.setdefault(d, len(atoms)) for d in deps), len(lists))
                 for deps in values
             ]
         columns.append(values)
-    atom_columns = [[one(getattr(d, slot)) for d in atoms] for slot in _DEP_SLOTS]
+    atom_columns = [shared([getattr(d, slot) for d in atoms]) for slot in _DEP_SLOTS]
     atom_columns[_DEP_SLOTS.index("op")] = [int(d.op) for d in atoms]
     return marshal.dumps((_LAYOUT, tuple(atom_columns), tuple(lists), tuple(columns)))
 
