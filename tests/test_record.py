@@ -139,3 +139,25 @@ def test_apk_start_up_does_not_import_dataclasses() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_init_binds_like_the_compiled_one_before_and_after_it_is_compiled() -> None:
+    @record
+    class Item:
+        name: str
+        count: int = 1
+        tags: list[str] = field(default_factory=list)
+
+    for _ in range(3):  # binding by hand first, then compiled (after 64 calls)
+        made = [Item("a") for _ in range(40)]
+        assert made[0] == Item("a", 1, []) == Item(name="a", tags=[], count=1)
+        assert made[0].tags is not made[1].tags
+        with pytest.raises(TypeError, match="missing"):
+            Item()  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match="positional"):
+            Item("a", 1, [], 4)  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match="multiple values"):
+            Item("a", name="b")  # type: ignore[misc]
+        with pytest.raises(TypeError, match="unexpected keyword"):
+            Item("a", colour="red")  # type: ignore[call-arg]
+    assert Item.__init__.__qualname__.endswith("<locals>.Item.__init__")
