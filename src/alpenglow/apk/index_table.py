@@ -161,6 +161,18 @@ def _encode(pkg: Package, atoms: dict[Dependency, int]) -> bytes:
     return marshal.dumps(tuple(values))
 
 
+def _dep_values(d: Dependency) -> tuple[str, int, str | None, bool, str | None]:
+    """A dependency atom as plain values, for ``marshal``."""
+    return (d.name, int(d.op), d.version, d.conflict, d.tag)
+
+
+def _dep_from(values: Sequence[Any]) -> Dependency:
+    """:func:`_dep_values` read back."""
+    name, op, version, conflict, tag = values
+    shell: Any = _DependencyShell(name, _op(op), version, conflict, tag)
+    return shell  # type: ignore[no-any-return]
+
+
 class _Atoms:
     """The index's distinct dependency atoms, each made into a :class:`Dependency` once
     (thousands of packages share ``so:libc.musl-x86_64.so.1``), and only when a decoded
@@ -177,7 +189,7 @@ class _Atoms:
 
     @staticmethod
     def encode(atoms: Sequence[Dependency]) -> bytes:
-        blobs = [marshal.dumps((d.name, int(d.op), d.version, d.conflict, d.tag)) for d in atoms]
+        blobs = [marshal.dumps(_dep_values(d)) for d in atoms]
         offsets = [0]
         for blob in blobs:
             offsets.append(offsets[-1] + len(blob))
@@ -186,11 +198,9 @@ class _Atoms:
     def get(self, i: int) -> Dependency:
         dep = self.made[i]
         if dep is None:
-            name, op, version, conflict, tag = marshal.loads(
-                self.data[self.offsets[i] : self.offsets[i + 1]]
+            dep = self.made[i] = _dep_from(
+                marshal.loads(self.data[self.offsets[i] : self.offsets[i + 1]])
             )
-            shell: Any = _DependencyShell(name, _op(op), version, conflict, tag)
-            dep = self.made[i] = shell
         return dep
 
 
@@ -259,17 +269,14 @@ def _plain_values(pkg: Package) -> tuple[Any, ...]:
     """A package's fields as plain values (dependencies as tuples), for ``marshal``."""
     values: list[Any] = [getattr(pkg, f) for f in _FIELDS]
     for at in _DEP_AT:
-        values[at] = tuple((d.name, int(d.op), d.version, d.conflict, d.tag) for d in values[at])
+        values[at] = tuple(map(_dep_values, values[at]))
     return tuple(values)
 
 
 def _from_plain_values(values: Sequence[Any]) -> Package:
     fields = list(values)
     for at in _DEP_AT:
-        fields[at] = tuple(
-            _DependencyShell(name, _op(op), version, conflict, tag)
-            for name, op, version, conflict, tag in fields[at]
-        )
+        fields[at] = tuple(map(_dep_from, fields[at]))
     return _PackageShell(*fields)  # type: ignore[return-value]
 
 
@@ -314,6 +321,7 @@ class IndexTable:
         "_decoded",
         "_flags",
         "_identities",
+        "_identity_index",
         "_iif",
         "_made",
         "_normalized",
@@ -347,6 +355,7 @@ class IndexTable:
         self._buckets = memoryview(buckets).cast("I")
         self._flags = flags
         self._identities = identities
+        self._identity_index: dict[bytes, int] | None = None
         self._atoms: _Atoms | None = None
         self._atom_blob = b""
         self._bulk: Callable[[], Sequence[Package] | None] | None = None
@@ -580,12 +589,15 @@ class IndexTable:
         return self._identities[_IDENTITY * i : _IDENTITY * (i + 1)]
 
     def identities(self) -> Mapping[bytes, int]:
-        """Identity key -> number of the package that is the pool entry for it."""
-        out: dict[bytes, int] = {}
-        ids = self._identities
-        for i, flag in enumerate(self._flags):
-            if not flag & SKIPPED:
-                out[ids[_IDENTITY * i : _IDENTITY * (i + 1)]] = i
+        """Identity key -> number of the package that is the pool entry for it (made on
+        first use: only pools that merge sources, or add packages late, ask)."""
+        out = self._identity_index
+        if out is None:
+            out = self._identity_index = {}
+            ids = self._identities
+            for i, flag in enumerate(self._flags):
+                if not flag & SKIPPED:
+                    out[ids[_IDENTITY * i : _IDENTITY * (i + 1)]] = i
         return out
 
     # -- names -----------------------------------------------------------------------------
