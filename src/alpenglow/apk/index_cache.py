@@ -240,27 +240,52 @@ def _prune(directory: str, keep: str, kind: str = ".idx", suffix: str = _SUFFIX)
 # -- reading -------------------------------------------------------------------------------
 
 
-def _own_bytes(path: str) -> bytes | None:
-    """The file's bytes if this user wrote it and nobody else can change it (an entry
-    stands in for a verified signature, and the cache directory may be shared)."""
+def _private(info: os.stat_result) -> bool:
+    """Whether this user wrote the file and nobody else can change it (an entry stands in
+    for a verified signature, and the cache directory may be shared)."""
+    return info.st_uid == os.geteuid() and not info.st_mode & 0o022
+
+
+def _own_bytes(path: str, start: int = 0, length: int = -1) -> bytes | None:
+    """``length`` bytes of the file from ``start`` (-1: to the end), if it is
+    :func:`_private`."""
     try:
         with open(path, "rb") as fh:
-            info = os.fstat(fh.fileno())
-            if info.st_uid != os.geteuid() or info.st_mode & 0o022:
+            if not _private(os.fstat(fh.fileno())):
                 return None
-            return fh.read()
+            fh.seek(start)
+            return fh.read(length)
     except OSError:
         return None
 
 
 def _read(path: str, digest: str, keys: Keyring, allow_untrusted: bool) -> LoadedIndex | None:
-    blob = _own_bytes(path)
-    if blob is None:
+    """The entry at ``path``: its first part now; the second (every package in columns)
+    only if the table asks for it. An entry is the sealed first part, the sealed columns
+    part, then the columns part's length in 8 bytes."""
+    try:
+        with open(path, "rb") as fh:
+            info = os.fstat(fh.fileno())
+            if not _private(info) or info.st_size < 12:
+                return None
+            fh.seek(info.st_size - 8)
+            size = int.from_bytes(fh.read(8), "little")
+            length = info.st_size - 8 - size
+            if length < 4:
+                return None
+            fh.seek(0)
+            entry = fh.read(length)
+    except OSError:
+        return None
+    if len(entry) != length:
         return None
     try:
-        return _decode(blob, digest, keys, allow_untrusted)
+        loaded = _decode(entry, digest, keys, allow_untrusted)
     except Exception:  # a damaged entry is a miss, whatever it contains
         return None
+    if loaded is not None:
+        loaded.table.set_bulk(lambda: _columns(path, length, size))
+    return loaded
 
 
 def _trusted(
@@ -294,11 +319,7 @@ def _sealed(body: bytes) -> bytes:
 
 
 def _decode(blob: bytes, digest: str, keys: Keyring, allow_untrusted: bool) -> LoadedIndex | None:
-    view = memoryview(blob)
-    size = int.from_bytes(view[-8:], "little") if len(view) >= 8 else -1
-    if not 8 <= size + 8 <= len(view):
-        return None
-    body = _checked(view[: -8 - size])
+    body = _checked(blob)
     if body is None:
         return None
     (
@@ -316,14 +337,13 @@ def _decode(blob: bytes, digest: str, keys: Keyring, allow_untrusted: bool) -> L
     if not _trusted(key_name, key_digest, signers, keys, allow_untrusted):
         return None
     table = IndexTable.load(dumped)
-    columns = view[-8 - size : -8]
-    table.set_bulk(lambda: _columns(columns))
     return LoadedIndex(table, description, key_name, signers, hit=True, digest=digest)
 
 
-def _columns(sealed: memoryview) -> tuple[Package, ...] | None:
-    """The entry's packages in columns, None if that part is damaged."""
-    body = _checked(sealed)
+def _columns(path: str, start: int, length: int) -> tuple[Package, ...] | None:
+    """The entry's packages in columns, None if that part is missing or damaged."""
+    sealed = _own_bytes(path, start, length)
+    body = _checked(sealed) if sealed is not None and len(sealed) == length else None
     if body is None:
         return None
     enabled = gc.isenabled()
